@@ -1,0 +1,200 @@
+"""One training run described by plain data: build the problem, network, optimizer and points from a config.
+
+The CLI and :mod:`pinnkit.compare` both go through :func:`run`, so a run is reproducible from its config alone:
+the same config (seed included) gives the same history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pinnkit import nn, problems
+from pinnkit.optimizers import OPTIMIZERS, REWEIGHTINGS, make_optimizer
+from pinnkit.train import TrainResult, Trainer, fit
+
+__all__ = ["RunConfig", "build", "run", "summarize", "ARCHITECTURES"]
+
+ARCHITECTURES = ("mlp", "modified-mlp")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run.
+
+    Attributes:
+        problem: a name from ``pinnkit.problems.names()``.
+        problem_params: parameters of the problem (e.g. ``{"a1": 6.0}``).
+        optimizer: ``"adam"``, ``"sgd"`` or ``"lbfgs"``.
+        reweight: ``"none"``, ``"rba"`` or ``"gradient-aware"``.
+        steps: training steps (one L-BFGS step is one iteration, line search included).
+        learning_rate: base learning rate (None: the optimizer's default, 1e-3 for Adam and SGD).
+        schedule: ``"paper"`` (x0.9 every 5000 steps) or ``"constant"``.
+        seed: the seed of the network, the points and the SNR batches.
+        width, depth: hidden layer width and count.
+        architecture: ``"mlp"`` or ``"modified-mlp"``.
+        activation: hidden activation.
+        fourier_features: random Fourier features (0: none).
+        normalize_inputs: map the domain onto [-1, 1] before the first layer (the paper feeds raw coordinates).
+        points: interior collocation points.
+        sampling: ``"lhs"`` or ``"uniform"``.
+        log_every, dense_until, dense_every: history schedule (see :func:`pinnkit.train.log_steps`).
+        snr_batches: B for the batch-gradient SNR (0: off).
+        information_every: history rows between information measurements (0: off).
+        float64: train in double precision.
+        rba_eta, rba_gamma: reweighting hyperparameters.
+    """
+
+    problem: str = "helmholtz"
+    problem_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    optimizer: str = "adam"
+    reweight: str = "none"
+    steps: int = 2000
+    learning_rate: float | None = None
+    schedule: str = "paper"
+    seed: int = 0
+    width: int = 64
+    depth: int = 4
+    architecture: str = "mlp"
+    activation: str = "tanh"
+    fourier_features: int = 0
+    normalize_inputs: bool = True
+    points: int = 4000
+    sampling: str = "lhs"
+    log_every: int = 100
+    dense_until: int = 300
+    dense_every: int = 10
+    snr_batches: int = 100
+    information_every: int = 0
+    float64: bool = False
+    rba_eta: float = 1e-3
+    rba_gamma: float = 0.999
+
+    def __post_init__(self) -> None:
+        if self.problem not in problems.names():
+            raise ValueError(f"unknown problem {self.problem!r}; choose one of {problems.names()}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {list(OPTIMIZERS)}")
+        if self.reweight not in REWEIGHTINGS:
+            raise ValueError(f"unknown reweighting {self.reweight!r}; choose one of {list(REWEIGHTINGS)}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.architecture!r}; choose one of {list(ARCHITECTURES)}")
+        for name in ("steps", "width", "depth", "points", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("snr_batches", "information_every", "fourier_features", "dense_until", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive finite number, got {self.learning_rate}")
+        if self.snr_batches and self.snr_batches > self.points:
+            raise ValueError(f"snr_batches={self.snr_batches} exceeds points={self.points}")
+        problems.get(self.problem, **dict(self.problem_params))  # validates the parameters
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["problem_params"] = dict(self.problem_params)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown run configuration key {sorted(unknown)[0]!r}")
+        return cls(**data)
+
+
+def build(config: RunConfig):
+    """The problem, model, optimizer, points and trainer of a config (no training yet).
+
+    Example:
+        >>> problem, model, optimizer, points, trainer = build(RunConfig(steps=10, points=200, snr_batches=10))
+        >>> points["pde"].shape
+        (200, 2)
+    """
+    problem = problems.get(config.problem, **dict(config.problem_params))
+    dtype = jnp.float64 if config.float64 else jnp.float32
+    if config.float64 and not jax.config.read("jax_enable_x64"):
+        jax.config.update("jax_enable_x64", True)
+    model_key, points_key, snr_key = jax.random.split(jax.random.key(config.seed), 3)
+    network = nn.MLP if config.architecture == "mlp" else nn.ModifiedMLP
+    model = network(
+        len(problem.input_names), len(problem.output_names), width=config.width, depth=config.depth,
+        activation=config.activation, domain=problem.domain if config.normalize_inputs else None,
+        fourier_features=config.fourier_features or None, key=model_key, dtype=dtype,
+    )
+    points = problem.sample(points_key, config.points, method=config.sampling, dtype=dtype)
+    num_samples = None
+    if config.reweight != "none":
+        num_samples = config.points
+    optimizer = make_optimizer(
+        config.optimizer, learning_rate=config.learning_rate, schedule=config.schedule, reweight=config.reweight,
+        num_samples=num_samples, **({"eta": config.rba_eta, "gamma": config.rba_gamma}
+                                    if config.reweight != "none" else {}),
+    )
+    trainer = Trainer(problem, model, optimizer, points, snr_batches=config.snr_batches, snr_key=snr_key)
+    return problem, model, optimizer, points, trainer
+
+
+def run(config: RunConfig, *, callback: Callable[[int, dict], Any] | None = None) -> TrainResult:
+    """Train one run from its config.
+
+    Example:
+        >>> result = run(RunConfig(steps=20, points=200, width=8, depth=1, log_every=10, snr_batches=10))
+        >>> result.status
+        'completed'
+    """
+    problem, model, optimizer, points, trainer = build(config)
+    return fit(
+        problem, model, optimizer, points, steps=config.steps, log_every=config.log_every,
+        dense_until=config.dense_until, dense_every=config.dense_every, snr_batches=config.snr_batches,
+        information_every=config.information_every, callback=callback, trainer=trainer,
+    )
+
+
+def summarize(config: RunConfig, result: TrainResult) -> dict[str, Any]:
+    """The scalar outcome of a run: errors, loss, time, detected transitions (JSON-ready)."""
+    history = result.history
+    errors = history["rel_l2"] if "rel_l2" in history else np.array([np.nan])
+    finite = errors[np.isfinite(errors)]
+    summary: dict[str, Any] = {
+        "problem": config.problem,
+        "optimizer": config.optimizer,
+        "reweight": config.reweight,
+        "seed": config.seed,
+        "steps": int(result.steps),
+        "rel_l2": float(finite[-1]) if finite.size else math.nan,
+        "best_rel_l2": float(finite.min()) if finite.size else math.nan,
+        "final_loss": history.last("loss"),
+        "wall_time_s": float(result.wall_time_s),
+        "compile_time_s": float(result.compile_time_s),
+        "steps_per_s": float(result.steps / result.wall_time_s) if result.wall_time_s > 0 else math.nan,
+        "status": result.status,
+    }
+    if "line_search_failures" in history:
+        summary["line_search_failures"] = int(np.nansum(history["line_search_failures"]))
+    summary.update(detect_transitions(history))
+    return summary
+
+
+def detect_transitions(history) -> dict[str, int | None]:
+    """Diffusion and equilibrium onsets detected on a history's SNR (None where not found or not recorded)."""
+    from pinnkit.diagnostics import detect_phases
+
+    if "snr" not in history or np.isfinite(history["snr"]).sum() < 5:
+        return {"diffusion_start": None, "equilibrium_start": None}
+    kwargs = {}
+    if "rel_l2" in history:
+        kwargs = {"error_iterations": history["step"], "error": history["rel_l2"]}
+    phases = detect_phases(history["step"], mean_norm=history["grad_mean_norm"], std_norm=history["grad_std_norm"],
+                           **kwargs)
+    return {"diffusion_start": phases.diffusion_start, "equilibrium_start": phases.equilibrium_start}

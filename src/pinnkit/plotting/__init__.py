@@ -1,0 +1,1 @@
+"""Matplotlib figures from references and training histories."""
