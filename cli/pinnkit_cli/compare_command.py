@@ -29,8 +29,8 @@ def results_table(rows, title: str) -> Table:
                    "wall s", "steps/s", "diffusion", "equilibrium"):
         table.add_column(column, justify="right" if column not in ("problem", "optimizer", "reweight") else "left")
     for row in aggregate(rows):
-        spread = lambda key: (f"{row[key]:.3e} ± {row[key + '_std']:.1e}" if row["seeds"] > 1
-                              else _number(row[key]))
+        spread = lambda key, row=row: (f"{row[key]:.3e} ± {row[key + '_std']:.1e}" if row["seeds"] > 1
+                                       else _number(row[key]))
         table.add_row(
             row["problem"], row["optimizer"], row["reweight"], str(row["seeds"]), spread("rel_l2"),
             spread("best_rel_l2"), _number(row["final_loss"]), f"{row['wall_time_s']:.1f}",

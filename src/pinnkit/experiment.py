@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from pinnkit import nn, problems
 from pinnkit.optimizers import OPTIMIZERS, REWEIGHTINGS, make_optimizer
-from pinnkit.train import TrainResult, Trainer, fit
+from pinnkit.train import Trainer, TrainResult, fit
 
 __all__ = ["RunConfig", "build", "run", "summarize", "ARCHITECTURES"]
 
@@ -49,6 +50,8 @@ class RunConfig:
         information_every: history rows between information measurements (0: off).
         float64: train in double precision.
         rba_eta, rba_gamma: reweighting hyperparameters.
+        devices: split the collocation points over this many devices (1: the default device, no sharding);
+            ``points`` must be a multiple of it.
     """
 
     problem: str = "helmholtz"
@@ -75,6 +78,7 @@ class RunConfig:
     float64: bool = False
     rba_eta: float = 1e-3
     rba_gamma: float = 0.999
+    devices: int = 1
 
     def __post_init__(self) -> None:
         if self.problem not in problems.names():
@@ -85,7 +89,7 @@ class RunConfig:
             raise ValueError(f"unknown reweighting {self.reweight!r}; choose one of {list(REWEIGHTINGS)}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.architecture!r}; choose one of {list(ARCHITECTURES)}")
-        for name in ("steps", "width", "depth", "points", "log_every"):
+        for name in ("steps", "width", "depth", "points", "log_every", "dense_every", "devices"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -97,6 +101,14 @@ class RunConfig:
             raise ValueError(f"learning_rate must be a positive finite number, got {self.learning_rate}")
         if self.snr_batches and self.snr_batches > self.points:
             raise ValueError(f"snr_batches={self.snr_batches} exceeds points={self.points}")
+        if self.points % self.devices:
+            raise ValueError(f"points={self.points} cannot be split evenly over devices={self.devices}")
+        for name in ("rba_eta", "rba_gamma"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not isinstance(self.problem_params, Mapping):
+            raise TypeError(f"problem_params must be a mapping, got {type(self.problem_params).__name__}")
         problems.get(self.problem, **dict(self.problem_params))  # validates the parameters
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,6 +118,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"a run configuration must be a mapping, got {type(data).__name__}")
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -141,12 +155,38 @@ def build(config: RunConfig):
         num_samples=num_samples, **({"eta": config.rba_eta, "gamma": config.rba_gamma}
                                     if config.reweight != "none" else {}),
     )
-    trainer = Trainer(problem, model, optimizer, points, snr_batches=config.snr_batches, snr_key=snr_key)
+    mesh = None
+    if config.devices > 1:
+        from pinnkit.distributed import data_mesh
+
+        mesh = data_mesh(config.devices)
+    trainer = Trainer(problem, model, optimizer, points, snr_batches=config.snr_batches, snr_key=snr_key,
+                      mesh=mesh)
     return problem, model, optimizer, points, trainer
 
 
-def run(config: RunConfig, *, callback: Callable[[int, dict], Any] | None = None) -> TrainResult:
-    """Train one run from its config.
+def run(
+    config: RunConfig,
+    *,
+    callback: Callable[[int, dict], Any] | None = None,
+    checkpoint: Callable[[int, Any, Any, Any], Any] | None = None,
+    resume_from: str | os.PathLike | None = None,
+) -> TrainResult:
+    """Train one run from its config, or continue it from a checkpoint.
+
+    Args:
+        config: the run.
+        callback: called as ``callback(step, row)`` after each history row.
+        checkpoint: called as ``checkpoint(step, model, opt_state, history)`` after each history row
+            (e.g. ``pinnkit.checkpoint.Checkpointer``).
+        resume_from: a checkpoint file or folder saved from this same config; training continues from its step
+            and ends as one uninterrupted run would (same chunks, same history).
+
+    Returns:
+        A :class:`pinnkit.train.TrainResult` covering all ``config.steps`` steps.
+
+    Raises:
+        ValueError: when ``resume_from`` is unreadable, corrupted, or saved from another configuration.
 
     Example:
         >>> result = run(RunConfig(steps=20, points=200, width=8, depth=1, log_every=10, snr_batches=10))
@@ -154,10 +194,25 @@ def run(config: RunConfig, *, callback: Callable[[int, dict], Any] | None = None
         'completed'
     """
     problem, model, optimizer, points, trainer = build(config)
+    opt_state, start_step, history = None, 0, None
+    if resume_from is not None:
+        from pinnkit.checkpoint import load_checkpoint
+
+        _, like_state = trainer.init(model)
+        saved = load_checkpoint(resume_from, model, like_state, expected_config=config)
+        if saved.step > config.steps:
+            raise ValueError(f"checkpoint {saved.path} is at step {saved.step}, past steps={config.steps}")
+        model, opt_state, start_step, history = saved.model, saved.opt_state, saved.step, saved.history
+        if start_step == config.steps:
+            # Nothing left to train: the checkpoint is the finished run.
+            wall = history.last("wall_time_s") if len(history) else 0.0
+            return TrainResult(model, opt_state, history, "completed", start_step,
+                               wall if math.isfinite(wall) else 0.0, 0.0)
     return fit(
-        problem, model, optimizer, points, steps=config.steps, log_every=config.log_every,
+        problem, model, optimizer, points, steps=config.steps - start_step, log_every=config.log_every,
         dense_until=config.dense_until, dense_every=config.dense_every, snr_batches=config.snr_batches,
         information_every=config.information_every, callback=callback, trainer=trainer,
+        opt_state=opt_state, start_step=start_step, history=history, checkpoint=checkpoint,
     )
 
 

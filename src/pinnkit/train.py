@@ -91,6 +91,8 @@ class Trainer:
         snr_batches: number of SNR batches B (0 disables the batch-gradient SNR).
         snr_key: key of the fixed random batch split.
         batch_constraints: include the full constraint terms in every batch loss (the paper's choice).
+        mesh: a device mesh (``pinnkit.distributed.data_mesh(n)``) to split the collocation points over; the
+            parameters and optimizer state are replicated on it. None: the default device.
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class Trainer:
         snr_batches: int = 100,
         snr_key: jax.Array | None = None,
         batch_constraints: bool = True,
+        mesh=None,
     ):
         self.problem = problem
         self.optimizer = optax.with_extra_args_support(optimizer)
@@ -111,6 +114,11 @@ class Trainer:
         self.collocation_terms = tuple(problem.collocation_terms)
         num_points = points[self.collocation_terms[0]].shape[0]
         self.num_points = num_points
+        self.mesh = mesh
+        if mesh is not None:
+            from pinnkit.distributed import shard_points
+
+            self.points = shard_points(points, mesh, self.collocation_terms)
         self.batch_constraints = batch_constraints
         self.batches = None
         if snr_batches:
@@ -137,6 +145,14 @@ class Trainer:
         """Parameters and a fresh optimizer state for ``model``."""
         params = eqx.filter(model, eqx.is_inexact_array)
         return params, self.optimizer.init(params)
+
+    def place(self, tree):
+        """``tree`` replicated over the trainer's mesh (unchanged without one)."""
+        if self.mesh is None:
+            return tree
+        from pinnkit.distributed import replicate
+
+        return replicate(tree, self.mesh)
 
     def _term_weights(self, raw) -> dict[str, jax.Array]:
         if raw is None:
@@ -331,9 +347,21 @@ class Trainer:
             batched = jax.vmap(lambda params, opt_state, points: function(params, opt_state, points, *static_args),
                                in_axes=(0, 0, None))
             start = time.perf_counter()
-            self._compiled[key] = jax.jit(batched).lower(*example).compile()
+            self._compiled[key] = self._jit(batched).lower(*example).compile()
             self.compile_time_s += time.perf_counter() - start
         return self._compiled[key]
+
+
+    def _jit(self, function):
+        if self.mesh is None:
+            return jax.jit(function)
+        # Pin the shardings: a compiled program accepts only the layouts it was built for, and the state it
+        # returns must go straight back in. Points stay split; everything else is replicated.
+        from pinnkit.distributed import replicated
+
+        everywhere = replicated(self.mesh)
+        points = jax.tree_util.tree_map(lambda leaf: leaf.sharding, self.points)
+        return jax.jit(function, in_shardings=(everywhere, everywhere, points), out_shardings=everywhere)
 
 
 def _needs_gradient_norms(optimizer, params, opt_state) -> bool:
@@ -383,6 +411,8 @@ def fit(
     reference=None,
     callback: Callable[[int, dict], Any] | None = None,
     trainer: Trainer | None = None,
+    checkpoint: Callable[[int, Any, Any, History], Any] | None = None,
+    devices: int | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``problem`` with ``optimizer`` and record a history.
 
@@ -409,6 +439,11 @@ def fit(
         reference: the reference solution (default: ``problem.reference()``).
         callback: called as ``callback(step, row)`` after each history row (progress bars).
         trainer: reuse the compiled functions of an earlier :class:`Trainer` with the same set-up.
+        checkpoint: called as ``checkpoint(step, model, opt_state, history)`` after each history row, with the
+            state after ``step`` steps (``pinnkit.checkpoint.save_checkpoint`` fits here). Resuming from that
+            state with ``start_step=step`` takes the same chunks as one uninterrupted run.
+        devices: split the collocation points over this many devices (``pinnkit.distributed``); None: one
+            device. Ignored when ``trainer`` is given (its own mesh counts).
 
     Returns:
         A :class:`TrainResult`. Training stops early, with a status saying where, when the loss or the
@@ -423,10 +458,20 @@ def fit(
         >>> result.history["step"].tolist()
         [10.0, 20.0]
     """
-    trainer = trainer or Trainer(
-        problem, model, optimizer, points, snr_batches=snr_batches, snr_key=snr_key,
-        batch_constraints=batch_constraints,
-    )
+    if trainer is None:
+        mesh = None
+        if devices is not None:
+            from pinnkit.distributed import data_mesh
+
+            mesh = data_mesh(devices)
+        trainer = Trainer(problem, model, optimizer, points, snr_batches=snr_batches, snr_key=snr_key,
+                          batch_constraints=batch_constraints, mesh=mesh)
+    unstack = lambda tree: jax.tree_util.tree_map(lambda leaf: leaf[0], tree)
+    stacked_checkpoint = None
+    if checkpoint is not None:
+        def stacked_checkpoint(step, params, opt_state, histories):
+            return checkpoint(step, trainer.model_of(unstack(params)), unstack(opt_state), histories[0])
+
     stack = lambda tree: jax.tree_util.tree_map(lambda leaf: leaf[None], tree)
     params = eqx.filter(model, eqx.is_inexact_array)
     opt_state = trainer.optimizer.init(params) if opt_state is None else opt_state
@@ -434,7 +479,7 @@ def fit(
         trainer, stack(params), stack(opt_state), steps=steps, log_every=log_every, dense_until=dense_until,
         dense_every=dense_every, information_every=information_every, information_points=information_points,
         start_step=start_step, histories=[history] if history is not None else None, reference=reference,
-        callback=callback,
+        callback=callback, checkpoint=stacked_checkpoint,
     )
     return result
 
@@ -454,13 +499,15 @@ def fit_stacked(
     histories: list[History] | None = None,
     reference=None,
     callback: Callable[[int, dict], Any] | None = None,
+    checkpoint: Callable[[int, Any, Any, list[History]], Any] | None = None,
 ) -> list[TrainResult]:
     """Train several models of one set-up together, vmapped in one program (several seeds at once).
 
     ``params`` and ``opt_state`` carry a leading axis of size K (e.g. from ``eqx.filter_vmap`` over K keys and
     ``jax.vmap(optimizer.init)``); all K share the trainer's points and SNR batches. Returns one
     :class:`TrainResult` per model; a model whose loss becomes non-finite stops recording while the others go on.
-    See :func:`fit` for the arguments.
+    ``checkpoint`` is called as ``checkpoint(step, params, opt_state, histories)`` after each history row, with
+    the stacked state. See :func:`fit` for the other arguments.
 
     Example:
         >>> import equinox as eqx, jax, optax, pinnkit
@@ -476,6 +523,7 @@ def fit_stacked(
     """
     problem = trainer.problem
     num_models = jax.tree_util.tree_leaves(params)[0].shape[0]
+    params, opt_state = trainer.place(params), trainer.place(opt_state)
     histories = histories if histories is not None else [History() for _ in range(num_models)]
     reference = reference if reference is not None else problem.reference()
     error_of = problem.relative_l2_fn(reference)
@@ -495,6 +543,9 @@ def fit_stacked(
     last_good = [(start_step, wall)] * num_models
     marks = log_steps(start_step + steps, log_every=log_every, dense_until=dense_until, dense_every=dense_every,
                       start=start_step)
+    # Rows recorded before ``start_step`` keep a resumed run's information schedule on the uninterrupted one's.
+    rows_before = len(log_steps(start_step, log_every=log_every, dense_until=dense_until,
+                                dense_every=dense_every)) if start_step > 0 else 0
     for row_index, mark in enumerate(marks):
         length = mark - step
         chunk = trainer.compiled("chunk", length, record_snr, example=(params, opt_state, trainer.points))
@@ -512,10 +563,10 @@ def fit_stacked(
         alive &= ~newly_dead
         if newly_dead.any():
             keep = jnp.asarray(newly_dead)
-            select = lambda good, new: jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), good, new)
+            select = lambda good, new, keep=keep: jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), good, new)
             # Models that just diverged keep their last finite state; the others go on.
-            params = jax.tree_util.tree_map(select, good_params, params)
-            opt_state = jax.tree_util.tree_map(select, good_state, opt_state)
+            params = trainer.place(jax.tree_util.tree_map(select, good_params, params))
+            opt_state = trainer.place(jax.tree_util.tree_map(select, good_state, opt_state))
         step = mark
         if not alive.any():
             break
@@ -539,7 +590,7 @@ def fit_stacked(
             row.update({name: float(value[index]) for name, value in extra.items()})
             if trainer.line_search:
                 row["line_search_failures"] = int(np.asarray(out["line_search_failures"])[index])
-            if information_every and row_index % information_every == 0:
+            if information_every and (rows_before + row_index) % information_every == 0:
                 single = jax.tree_util.tree_map(lambda leaf, i=index: leaf[i], params)
                 row.update(_information(trainer.model_of(single), trainer.points, trainer.collocation_terms[0],
                                         information_points))
@@ -547,6 +598,8 @@ def fit_stacked(
             last_good[index] = (step, wall)
         if callback is not None:
             callback(step, histories[int(np.flatnonzero(alive)[0])]._last_row())
+        if checkpoint is not None:
+            checkpoint(step, params, opt_state, histories)
     compile_time = trainer.compile_time_s - compile_before + compile_error
     results = []
     for index in range(num_models):

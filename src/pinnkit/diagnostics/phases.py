@@ -1,30 +1,33 @@
-"""Automatic detection of the learning phases of a PINN from its batch-gradient SNR (and, optionally, test error).
+"""Automatic detection of the learning phases of a PINN from its batch-gradient SNR (and, optionally, test
+error).
 
 Training goes through *fitting* (batch gradients agree, SNR >> 1), *diffusion* (the SNR collapses by orders of
-magnitude: gradients are noise-dominated) and *diffusion equilibrium* (an abrupt, persistent re-alignment: the SNR
-jumps back to O(1), the gradient order to ~0.9-1, and the test error falls). See docs/diagnostics.md.
+magnitude: gradients are noise-dominated) and *diffusion equilibrium* (an abrupt, persistent re-alignment: the
+SNR jumps back to O(1), the gradient order to ~0.9-1, and the test error falls). See docs/diagnostics.md.
 
-Method, in log10 SNR against log10 iteration (the phases are scale-free in time; logs are non-uniformly spaced):
+Method, in log10 SNR against log10 iteration (the phases are scale-free in time; logs are non-uniformly
+spaced):
 
 1. Smooth with a centred running **median** over a window of +-``half_width`` decades of iterations (at least
    ``min_records`` records). A median ignores the spikes that dominate a moving average of the norms.
-2. **Diffusion start**: the first *sustained drop*, a run of records where the smoothed log-SNR falls by at least
-   ``steep_drop`` decades across a factor ``drop_window`` in iterations, that falls ``min_drop`` decades in total
-   and lands in the noisy regime (SNR <= ``noisy_snr``). The transition is the end of the steepest part of that
-   run (the last record whose drop is >= ``steep_fraction`` of the run's steepest).
-3. **Equilibrium start (SNR)**: after that, the first record whose smoothed log-SNR is at least the order
-   ``equilibrium_order`` (SNR ~2) *and* ``min_rise`` decades above the lowest level reached since the diffusion
-   start, and stays there for a fraction ``persistence_fraction`` of the records up to ``persistence`` times its
-   iteration.
+2. **Diffusion start**: the first *sustained drop*: a run of records where the smoothed log-SNR falls by at
+   least ``steep_drop`` decades across a factor ``drop_window`` of iterations, that falls ``min_drop`` decades
+   in total, lands in the noisy regime (SNR <= ``noisy_snr``) and does not come back. The transition is where
+   the curve *enters* the new level: the first record after which it stays within ``landing`` of the fall
+   (at most ``landing_cap`` decades) above the level it settles at over the next ``level_window`` decades.
+3. **Equilibrium start (SNR)**: after that, the first record whose smoothed log-SNR reaches the order
+   ``equilibrium_order`` (SNR ~2) *and* lies ``min_rise`` decades above the median level since the diffusion
+   start, and stays there (less ``hysteresis``) for a fraction ``persistence_fraction`` of the records up to
+   ``persistence`` times its iteration. A transient burst of alignment is therefore not an equilibrium.
 4. **Error** (when given): the first sharp fall of the test error (by a factor ``error_drop`` below its median
    over the preceding factor ``error_window`` of iterations, and staying there). When it lies within a factor
    ``coincidence`` of the SNR estimate the two are two measurements of one transition: the geometric mean is
    reported.
 
 Online mode uses only *complete* evidence: a smoothed value once its whole window has been recorded, a drop
-once the run has ended, a rise once its persistence window has passed. The answer at any record therefore depends
-on no later record, and the reported iteration is where the transition started, not when it was confirmed
-(``*_confirmed_at``).
+once the run has ended, a rise once its persistence window has passed. The answer at any record therefore
+depends on no later record, and the reported iteration is where the transition started, not when it was
+confirmed (``*_confirmed_at``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ __all__ = [
 ]
 
 _LOG_SNR_CLIP = 8.0  # |log10 SNR| beyond this is numerically meaningless (std or mean underflow)
+_SUSTAIN = math.log10(2.0)  # after a drop, the SNR must stay down for a factor 2 of iterations
 
 
 @dataclass(frozen=True)
@@ -62,11 +66,14 @@ class PhaseTuning:
     merge_gap: float = 1.5
     min_drop: float = 0.8
     noisy_snr: float = 30.0
-    steep_fraction: float = 0.75
+    landing: float = 0.1
+    landing_cap: float = 0.25
+    level_window: float = 0.5
     equilibrium_order: float = 0.9
     min_rise: float = 0.5
     persistence: float = 2.0
-    persistence_fraction: float = 0.8
+    persistence_fraction: float = 0.7
+    hysteresis: float = 0.2
     error_window: float = 2.0
     error_drop: float = 2.0
     coincidence: float = 3.0
@@ -82,11 +89,12 @@ class PhaseTuning:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and value > 0.0):
                 raise ValueError(f"{name} must be > 0, got {value!r}")
-        for name in ("steep_fraction", "persistence_fraction", "equilibrium_order"):
+        for name in ("landing", "persistence_fraction", "equilibrium_order"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0.0 < value < 1.0):
                 raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
-        if isinstance(self.min_records, bool) or not isinstance(self.min_records, int) or self.min_records < 1:
+        records = self.min_records
+        if isinstance(records, bool) or not isinstance(records, int) or records < 1:
             raise ValueError(f"min_records must be a positive int, got {self.min_records!r}")
 
 
@@ -99,8 +107,8 @@ class Phases:
         equilibrium_start: diffusion -> diffusion equilibrium, or None.
         equilibrium_from_snr: the SNR-only estimate of the equilibrium start.
         error_drop: the sharp fall of the test error used with it (None when no error or no coincident fall).
-        diffusion_confirmed_at, equilibrium_confirmed_at: online mode only, the record at which the evidence was
-            complete (the latency of an online monitor); None offline.
+        diffusion_confirmed_at, equilibrium_confirmed_at: online mode only, the record at which the evidence
+            was complete (the latency of an online monitor); None offline.
         diffusion_drop: decades the smoothed SNR fell across the drop.
         equilibrium_rise: decades the smoothed SNR rose above its diffusion floor (median over the persistence
             window).
@@ -142,7 +150,7 @@ class Phases:
         return out
 
 
-# ----- inputs ----------------------------------------------------------------------------------------------------
+# ----- inputs -----
 
 
 def _as_1d(name: str, values: Any) -> np.ndarray:
@@ -214,7 +222,7 @@ def _log_time(steps: np.ndarray) -> np.ndarray:
     return np.log10(np.maximum(steps, 1.0))
 
 
-# ----- smoothing -------------------------------------------------------------------------------------------------
+# ----- smoothing -----
 
 
 def _windows(log_time: np.ndarray, half_width: float, min_records: int) -> tuple[np.ndarray, np.ndarray]:
@@ -234,8 +242,8 @@ def smooth_log_snr(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Centred running median of log10 SNR over +-``half_width`` decades of iterations.
 
-    Nan records are dropped. Each window holds at least ``min_records`` records (widened around the record where
-    the log is sparse). The median is robust to the one-record spikes of raw batch SNR.
+    Nan records are dropped. Each window holds at least ``min_records`` records (widened around the record
+    where the log is sparse). The median is robust to the one-record spikes of raw batch SNR.
 
     Args:
         iterations: the iteration of each record.
@@ -269,8 +277,9 @@ def paper_smoothed_snr(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The paper's smoothing: centred moving averages of the norms (and iterations), then their ratio.
 
-    The series (nan rows dropped) is padded with ``window`` copies of its first and last values, as in the authors'
-    notebook. Averaging the norms lets rare large-``mean_norm`` records dominate; :func:`smooth_log_snr` does not.
+    The series (nan rows dropped) is padded with ``window`` copies of its first and last values, as in the
+    authors' notebook. Averaging the norms lets rare large-``mean_norm`` records dominate;
+    :func:`smooth_log_snr` does not.
 
     Args:
         iterations: the iteration of each record.
@@ -282,7 +291,8 @@ def paper_smoothed_snr(
         ``(smoothed_iterations, smoothed_snr)``.
 
     Example:
-        >>> steps, snr = paper_smoothed_snr([1, 2, 3, 4], [2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0], window=2)
+        >>> mean_norm, std_norm = [2.0, 2.0, 4.0, 4.0], [1.0, 1.0, 2.0, 2.0]
+        >>> steps, snr = paper_smoothed_snr([1, 2, 3, 4], mean_norm, std_norm, window=2)
         >>> snr.tolist()
         [2.0, 2.0, 2.0, 2.0]
     """
@@ -305,7 +315,7 @@ def paper_smoothed_snr(
     return average(steps[keep]), average(mean[keep]) / average(std[keep])
 
 
-# ----- the decisions ---------------------------------------------------------------------------------------------
+# ----- the decisions -----
 
 
 @dataclass
@@ -316,13 +326,14 @@ class _Decision:
     reason: str = ""
 
 
-def _diffusion_start(log_time: np.ndarray, smoothed: np.ndarray, tuning: PhaseTuning, strict: bool) -> _Decision:
+def _diffusion_start(
+    log_time: np.ndarray, smoothed: np.ndarray, tuning: PhaseTuning, strict: bool
+) -> _Decision:
     n = smoothed.size
     if n < 3:
         return _Decision(decided=not strict, reason="diffusion: too few records")
     half = math.log10(tuning.drop_window) / 2
     gap = math.log10(tuning.merge_gap)
-    sustain = math.log10(2.0)
     end = log_time[-1]
 
     def level(at: np.ndarray | float) -> np.ndarray:
@@ -343,29 +354,40 @@ def _diffusion_start(log_time: np.ndarray, smoothed: np.ndarray, tuning: PhaseTu
         previous = int(index)
     runs.append((first, previous))
     last_valid = log_time[valid][-1]
+    settle = max(_SUSTAIN, tuning.level_window)
     for first, last in runs:
-        closed = last_valid > log_time[last] + gap and end >= log_time[last] + half + sustain
+        # Closed: no later steep record can join the run, and the level after it has been fully recorded.
+        closed = last_valid > log_time[last] + gap and end >= log_time[last] + half + settle
         if strict and not closed:
             return _Decision(decided=False)
         before = float(level(log_time[first] - half))
-        after = float(level(log_time[last] + half))
+        landed_from = log_time[last] + half
+        landed = (log_time >= landed_from) & (log_time <= landed_from + tuning.level_window)
+        after = float(np.median(smoothed[landed])) if landed.any() else float(level(landed_from))
         total = before - after
         if total < tuning.min_drop or after > math.log10(tuning.noisy_snr):
             continue
-        window = (log_time >= log_time[last] + half) & (log_time <= log_time[last] + half + sustain)
-        if window.any() and np.median(smoothed[window]) > before - tuning.min_drop / 2:
+        sustained = (log_time >= landed_from) & (log_time <= landed_from + _SUSTAIN)
+        if sustained.any() and np.median(smoothed[sustained]) > before - tuning.min_drop / 2:
             continue  # the SNR came back up: a dip, not the collapse into diffusion
-        run = np.arange(first, last + 1)
-        run = run[steep[run]]
-        steepest = drop[run].max()
-        index = int(run[drop[run] >= tuning.steep_fraction * steepest][-1])
+        target = after + min(tuning.landing * total, tuning.landing_cap)
+        below = smoothed <= target
+        index = last
+        horizon = landed_from + tuning.level_window - tuning.half_width
+        searchable = np.flatnonzero((log_time >= log_time[first]) & (log_time <= horizon))
+        for candidate in searchable:
+            # A crossing counts once the curve stays below for the next half-width (not one low wiggle).
+            ahead = (log_time >= log_time[candidate]) & (log_time <= log_time[candidate] + tuning.half_width)
+            if below[ahead].all():
+                index = int(candidate)
+                break
         reason = (
-            f"diffusion: smoothed SNR fell {total:.1f} decades ({10**before:.3g} -> {10**after:.3g}); "
-            f"steepest part ends at record {index}"
+            f"diffusion: smoothed SNR fell {total:.1f} decades ({10**before:.3g} -> {10**after:.3g}) and "
+            f"settled there from record {index}"
         )
         return _Decision(index=index, size=total, reason=reason)
     # Strict: a later drop may still come.
-    return _Decision(decided=not strict, reason="diffusion: no sustained drop of the SNR into the noisy regime")
+    return _Decision(decided=not strict, reason="diffusion: no sustained drop of the SNR to a noisy level")
 
 
 def _equilibrium_from_snr(
@@ -375,24 +397,27 @@ def _equilibrium_from_snr(
     if start >= n:
         return _Decision(decided=not strict, reason="equilibrium: no records after the diffusion start")
     aligned = math.log10(tuning.equilibrium_order / math.sqrt(1.0 - tuning.equilibrium_order**2))
-    floor = np.minimum.accumulate(smoothed[start:])
-    threshold = np.maximum(aligned, floor + tuning.min_rise)
     span = math.log10(tuning.persistence)
     end = log_time[-1]
-    for offset in np.flatnonzero(smoothed[start:] >= threshold):
+    for offset in np.flatnonzero(smoothed[start:] >= aligned):
         index = start + int(offset)
+        # The diffusion level so far: a median, so that one deep excursion does not lower the bar.
+        floor = float(np.median(smoothed[start : index + 1]))
+        threshold = max(aligned, floor + tuning.min_rise)
+        if smoothed[index] < threshold:
+            continue
         complete = end >= log_time[index] + span
         if not complete and (strict or end < log_time[index] + span / 2):
             # strict: wait for the whole persistence window; offline: too little of it left to judge.
             return _Decision(decided=not strict, reason="equilibrium: no persistent re-alignment of the SNR")
         window = (log_time >= log_time[index]) & (log_time <= log_time[index] + span)
-        if np.mean(smoothed[window] >= threshold[offset]) < tuning.persistence_fraction:
+        # Hysteresis: once above the threshold, a record stays "aligned" until it falls hysteresis below it.
+        if np.mean(smoothed[window] >= threshold - tuning.hysteresis) < tuning.persistence_fraction:
             continue
-        rise = float(np.median(smoothed[window]) - floor[offset])
+        rise = float(np.median(smoothed[window]) - floor)
         reason = (
-            f"equilibrium: smoothed SNR rose {rise:.1f} decades above its diffusion floor "
-            f"({10 ** floor[offset]:.3g}) to >= {10 ** threshold[offset]:.3g} and stayed for x{tuning.persistence:g} "
-            "iterations"
+            f"equilibrium: smoothed SNR rose {rise:.1f} decades above its diffusion level "
+            f"({10**floor:.3g}) to >= {10**threshold:.3g} and stayed for x{tuning.persistence:g} iterations"
         )
         return _Decision(index=index, size=rise, reason=reason)
     return _Decision(decided=not strict, reason="equilibrium: no persistent re-alignment of the SNR")
@@ -458,7 +483,9 @@ def _detect(
     if error is None or equilibrium.index is None or error[0].size == 0:
         return result
     snr_step = steps[equilibrium.index]
-    after = max(snr_step / tuning.coincidence, steps[diffusion.index] if diffusion.index is not None else -np.inf)
+    after = snr_step / tuning.coincidence
+    if diffusion.index is not None:
+        after = max(after, steps[diffusion.index])
     fall = _error_fall(error, after, snr_step * tuning.coincidence, tuning, strict)
     result["error"] = fall
     if fall.reason:
@@ -517,49 +544,47 @@ def _first_prefix(total: int, found: Any) -> int | None:
 def _online(
     steps: np.ndarray, log_snr: np.ndarray, error: tuple[np.ndarray, np.ndarray] | None, tuning: PhaseTuning
 ) -> Phases:
+    """What a monitor fed one record at a time would have reported, and when.
+
+    Strict decisions use only complete evidence, so once a transition is known at some record it is known,
+    with the same value, at every later record: the first record that knows it is found by bisection.
+    """
     cache: dict[int, dict[str, Any]] = {}
 
-    def at(n: int) -> dict[str, Any]:
+    def known_at(n: int) -> dict[str, Any]:
         if n not in cache:
-            until = steps[n - 1]
             prefix_error = None
             if error is not None:
-                keep = error[0] <= until
+                keep = error[0] <= steps[n - 1]
                 prefix_error = (error[0][keep], error[1][keep])
             cache[n] = _detect(steps[:n], log_snr[:n], prefix_error, tuning, strict=True)
         return cache[n]
 
     def diffusion_known(n: int) -> bool:
-        decision = at(n).get("diffusion")
-        return decision is not None and decision.decided
+        return known_at(n)["diffusion"].index is not None
 
     def equilibrium_known(n: int) -> bool:
-        decisions = at(n)
-        equilibrium = decisions.get("equilibrium")
-        if equilibrium is None or not equilibrium.decided or equilibrium.index is None:
+        decisions = known_at(n)
+        if "equilibrium" not in decisions or decisions["equilibrium"].index is None:
             return False
-        fall = decisions.get("error")
-        return error is None or fall is None or fall.decided
+        return "error" not in decisions or decisions["error"].decided
 
     total = steps.size
     n_diffusion = _first_prefix(total, diffusion_known)
-    n_equilibrium = _first_prefix(total, equilibrium_known)
+    n_equilibrium = _first_prefix(total, equilibrium_known) if n_diffusion is not None else None
     if n_equilibrium is not None:
-        decisions = at(n_equilibrium)
+        decisions = dict(known_at(n_equilibrium))
     elif n_diffusion is not None:
-        decisions = {**at(n_diffusion)}
-        decisions.pop("equilibrium", None)
-        decisions.pop("error", None)
+        decisions = {key: known_at(n_diffusion)[key] for key in ("diffusion", "reasons")}
+        decisions["reasons"] = [*decisions["reasons"], "equilibrium: not confirmed by the end of the record"]
     else:
-        decisions = {"smoothed": at(total)["smoothed"], "reasons": ["diffusion: not confirmed yet"]}
-    # The smoothed curve shown is the one known at the end of the record.
-    decisions = {**decisions, "smoothed": at(total)["smoothed"]}
+        decisions = {"reasons": ["diffusion: not confirmed by the end of the record"]}
+    # The curve shown is the one known at the last record.
+    decisions["smoothed"] = known_at(total)["smoothed"]
     confirmed = (
-        int(steps[n_diffusion - 1]) if n_diffusion is not None and decisions.get("diffusion") else None,
+        int(steps[n_diffusion - 1]) if n_diffusion is not None else None,
         int(steps[n_equilibrium - 1]) if n_equilibrium is not None else None,
     )
-    if decisions.get("diffusion") is not None and decisions["diffusion"].index is None:
-        confirmed = (None, confirmed[1])
     return _assemble(steps, log_snr, error, decisions, online=True, confirmed=confirmed)
 
 
@@ -578,9 +603,9 @@ def detect_phases(
     """Detect the fitting -> diffusion and diffusion -> equilibrium transitions of one training run.
 
     Give the SNR as ``snr``, or as ``mean_norm`` and ``std_norm`` (``snr = mean_norm / std_norm``), or as the
-    gradient ``order`` (``snr = order / sqrt(1 - order^2)``). Rows with nan are dropped (values not logged), so the
-    columns of a training history can be passed as they are. The spacing may be non-uniform (the paper logs every
-    2 iterations below 300, then every 100).
+    gradient ``order`` (``snr = order / sqrt(1 - order^2)``). Rows with nan are dropped (values not logged),
+    so the columns of a training history can be passed as they are. The spacing may be non-uniform (the paper
+    logs every 2 iterations below 300, then every 100).
 
     Args:
         iterations: the iteration of each record.
@@ -620,7 +645,8 @@ def detect_phases(
         return Phases(None, None, reasons=("no finite SNR records",), online=online)
     if online:
         return _online(steps, log_snr, errors, settings)
-    return _assemble(steps, log_snr, errors, _detect(steps, log_snr, errors, settings, strict=False), online=False)
+    decisions = _detect(steps, log_snr, errors, settings, strict=False)
+    return _assemble(steps, log_snr, errors, decisions, online=False)
 
 
 def detect_phases_online(iterations: Any, snr: Any = None, **kwargs: Any) -> Phases:

@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from pinnkit.derivatives import axis_derivatives
+from pinnkit.derivatives import axis_derivatives, batch_axis_derivatives
 from pinnkit.problems.base import Problem, scalar_output
 from pinnkit.reference.base import Reference
 
@@ -67,13 +67,12 @@ class AllenCahn(Problem):
     def residuals(self, model, points):
         u = scalar_output(model)
 
-        def pde(point):
-            value, u_t = axis_derivatives(u, point, 1, 1)
-            _, _, u_xx = axis_derivatives(u, point, 0, 2)
-            return u_t - self.diffusion * u_xx + self.reaction * (value**3 - value)
-
+        series = batch_axis_derivatives(model, points["pde"], {0: 2, 1: 1})
+        value, _, u_xx = (column[:, 0] for column in series[0])
+        u_t = series[1][1][:, 0]
+        pde = u_t - self.diffusion * u_xx + self.reaction * (value**3 - value)
         ic = points["ic"]
-        out = {"pde": jax.vmap(pde)(points["pde"]), "ic": jax.vmap(u)(ic) - allen_cahn_initial(ic[:, 0])}
+        out = {"pde": pde, "ic": jax.vmap(u)(ic) - allen_cahn_initial(ic[:, 0])}
         if self.periodic_loss:
             left = points["bc"]
             right = left.at[:, 0].set(1.0)

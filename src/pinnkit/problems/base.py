@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,7 +136,7 @@ class Problem(abc.ABC):
         """The quantities the reference provides (its ``output_names``), predicted by ``model`` at points ``x``."""
         return jax.vmap(model)(x)
 
-    def error_quantity(self, values: Float[Array, "... k"]) -> Float[Array, "..."]:
+    def error_quantity(self, values: Float[Array, "... k"]) -> Float[Array, ...]:
         """The scalar field the relative L2 error is measured on (default: the single output)."""
         return values[..., 0]
 
@@ -169,7 +170,8 @@ class Problem(abc.ABC):
         target_norm = float(np.linalg.norm(target))
 
         def relative_l2(model: Model) -> Array:
-            x = jnp.asarray(grid, dtype=jax.tree_util.tree_leaves(model)[0].dtype)
+            leaves = [leaf for leaf in jax.tree_util.tree_leaves(model) if eqx.is_inexact_array(leaf)]
+            x = jnp.asarray(grid, dtype=leaves[0].dtype if leaves else jnp.zeros(()).dtype)
             predicted = self.error_quantity(self.observe(model, x))
             return jnp.linalg.norm(predicted - jnp.asarray(target, predicted.dtype)) / target_norm
 

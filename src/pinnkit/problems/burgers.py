@@ -8,7 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from pinnkit.derivatives import axis_derivatives
+from pinnkit.derivatives import batch_axis_derivatives
 from pinnkit.problems.base import Problem, scalar_output
 from pinnkit.reference.base import Reference
 
@@ -56,14 +56,12 @@ class Burgers(Problem):
     def residuals(self, model, points):
         u = scalar_output(model)
 
-        def pde(point):
-            value, u_t = axis_derivatives(u, point, 1, 1)
-            _, u_x, u_xx = axis_derivatives(u, point, 0, 2)
-            return u_t + value * u_x - self.viscosity * u_xx
-
+        series = batch_axis_derivatives(model, points["pde"], {0: 2, 1: 1})
+        value, u_x, u_xx = (column[:, 0] for column in series[0])
+        u_t = series[1][1][:, 0]
         ic = points["ic"]
         return {
-            "pde": jax.vmap(pde)(points["pde"]),
+            "pde": u_t + value * u_x - self.viscosity * u_xx,
             "ic": jax.vmap(u)(ic) + jnp.sin(jnp.pi * ic[:, 0]),
             "bc": jax.vmap(u)(points["bc"]),
         }

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnkit.derivatives import axis_derivatives
+from pinnkit.derivatives import batch_axis_derivatives
 from pinnkit.problems.base import Problem, scalar_output
 from pinnkit.reference.base import Reference
 
@@ -67,13 +67,12 @@ class Helmholtz(Problem):
     def residuals(self, model, points):
         u = scalar_output(model)
 
-        def pde(point):
-            value, _, u_xx = axis_derivatives(u, point, 0, 2)
-            _, _, u_yy = axis_derivatives(u, point, 1, 2)
-            return u_xx + u_yy + self.k**2 * value - self.forcing(point[0], point[1])
-
+        interior = points["pde"]
+        series = batch_axis_derivatives(model, interior, {0: 2, 1: 2})
+        value, _, u_xx = (column[:, 0] for column in series[0])
+        u_yy = series[1][2][:, 0]
         return {
-            "pde": jax.vmap(pde)(points["pde"]),
+            "pde": u_xx + u_yy + self.k**2 * value - self.forcing(interior[:, 0], interior[:, 1]),
             "bc": jax.vmap(u)(points["bc"]),
         }
 
