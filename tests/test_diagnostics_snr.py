@@ -1,4 +1,4 @@
-"""Batch-gradient SNR: batches, vmapped batch gradients and the statistics, against numpy hand computations."""
+"""Batch-gradient SNR: batches, vmapped batch gradients and statistics, against numpy hand computations."""
 
 from __future__ import annotations
 

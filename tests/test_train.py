@@ -124,3 +124,18 @@ def test_vmapped_seeds_match_separate_runs(helmholtz):
         alone = fit(problem, model, optax.adam(1e-3), points, steps=30, log_every=10, snr_batches=20)
         np.testing.assert_allclose(result.history["loss"], alone.history["loss"], rtol=1e-4)
         np.testing.assert_allclose(result.history["rel_l2"], alone.history["rel_l2"], rtol=1e-4)
+
+
+def test_gradient_aware_reweighting_gets_sample_gradient_norms(helmholtz):
+    from pinnkit.reweight import gradient_aware_rba
+
+    problem, points = helmholtz
+    optimizer = optax.chain(gradient_aware_rba(400, eta=0.01, gamma=0.99), optax.adam(1e-3))
+    trainer = Trainer(problem, small_model(problem), optimizer, points, snr_batches=20)
+    assert trainer.gradient_aware
+    result = fit(problem, small_model(problem), optimizer, points, steps=20, log_every=10, trainer=trainer)
+    weights = np.asarray(sample_weights(result.opt_state))
+    assert result.status == "completed"
+    assert weights.max() > 0 and weights.max() <= 1.0 + 1e-6
+    assert not Trainer(problem, small_model(problem), optax.chain(rba(400), optax.adam(1e-3)), points,
+                       snr_batches=20).gradient_aware

@@ -35,6 +35,7 @@ from pinnkit.history import History
 
 __all__ = [
     "Checkpoint",
+    "CheckpointError",
     "Checkpointer",
     "CheckpointInfo",
     "checkpoint_path",
@@ -50,6 +51,10 @@ FORMAT_VERSION = 1
 _DIGEST_BYTES = 32
 _LENGTH_BYTES = 8
 _NAME = re.compile(r"^checkpoint-(\d+)\.eqx$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: missing, truncated, corrupted, or from another set-up. Names the file."""
 
 
 class CheckpointInfo(NamedTuple):
@@ -107,7 +112,7 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise ValueError(f"checkpoint folder {str(directory)!r} does not exist or is not a folder")
+        raise CheckpointError(f"checkpoint folder {str(directory)!r} does not exist or is not a folder")
     found = []
     for entry in directory.iterdir():
         match = _NAME.match(entry.name)
@@ -195,7 +200,8 @@ def read_checkpoint_info(path: str | os.PathLike) -> CheckpointInfo:
     """Verify a checkpoint and read its metadata (a folder: its latest checkpoint).
 
     Raises:
-        ValueError: naming the file, when it is missing, truncated, corrupted or not a pinnkit checkpoint.
+        CheckpointError: (a ValueError) naming the file, when it is missing, truncated, corrupted or not a
+            pinnkit checkpoint.
 
     Example:
         >>> import tempfile, jax.numpy as jnp
@@ -228,8 +234,8 @@ def load_checkpoint(
         A :class:`Checkpoint`.
 
     Raises:
-        ValueError: naming the file, when it is missing, truncated, corrupted, saved from another
-            configuration, or holds leaves whose shapes or dtypes differ from the ``like_*`` trees.
+        CheckpointError: (a ValueError) naming the file, when it is missing, truncated, corrupted, saved from
+            another configuration, or holds leaves whose shapes or dtypes differ from the ``like_*`` trees.
 
     Example:
         >>> import tempfile, jax.numpy as jnp
@@ -242,16 +248,18 @@ def load_checkpoint(
     if expected_config is not None:
         expected = _config_dict(expected_config)
         if info.config != expected:
-            raise ValueError(f"checkpoint {info.path} was saved from another configuration "
+            raise CheckpointError(f"checkpoint {info.path} was saved from another configuration "
                              f"({_first_difference(info.config, expected)})")
     checked = _shape_checker(info.path)
+    stream = io.BytesIO(leaves)
     try:
-        model, opt_state = eqx.tree_deserialise_leaves(io.BytesIO(leaves), (like_model, like_opt_state),
-                                                       filter_spec=checked)
-    except ValueError:
+        model, opt_state = eqx.tree_deserialise_leaves(stream, (like_model, like_opt_state), filter_spec=checked)
+    except CheckpointError:
         raise
     except Exception as error:  # numpy's loader raises several kinds on a foreign payload
-        raise ValueError(f"checkpoint {info.path} does not match the model and optimizer: {error}") from None
+        raise CheckpointError(f"checkpoint {info.path} does not match the model and optimizer: {error}") from None
+    if stream.tell() != len(leaves):
+        raise CheckpointError(f"checkpoint {info.path} holds more arrays than the model and optimizer state")
     return Checkpoint(*info, model=model, opt_state=opt_state)
 
 
@@ -261,10 +269,10 @@ def _resolve(path: str | os.PathLike) -> Path:
     if path.is_dir():
         latest = latest_checkpoint(path)
         if latest is None:
-            raise ValueError(f"no checkpoint (checkpoint-*.eqx) in folder {str(path)!r}")
+            raise CheckpointError(f"no checkpoint (checkpoint-*.eqx) in folder {str(path)!r}")
         return latest
     if not path.is_file():
-        raise ValueError(f"checkpoint {str(path)!r} does not exist")
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     return path
 
 
@@ -273,15 +281,15 @@ def _read(path: str | os.PathLike) -> tuple[CheckpointInfo, bytes]:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ValueError(f"cannot read checkpoint {path}: {error.strerror or error}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror or error}") from None
     if not data.startswith(MAGIC):
-        raise ValueError(f"{path} is not a pinnkit checkpoint")
+        raise CheckpointError(f"{path} is not a pinnkit checkpoint")
     minimum = len(MAGIC) + _LENGTH_BYTES + _DIGEST_BYTES
     if len(data) < minimum:
-        raise ValueError(f"checkpoint {path} is truncated")
+        raise CheckpointError(f"checkpoint {path} is truncated")
     body, digest = data[:-_DIGEST_BYTES], data[-_DIGEST_BYTES:]
     if hashlib.sha256(body).digest() != digest:
-        raise ValueError(f"checkpoint {path} is corrupted or truncated (content hash mismatch)")
+        raise CheckpointError(f"checkpoint {path} is corrupted or truncated (content hash mismatch)")
     start = len(MAGIC) + _LENGTH_BYTES
     length = int.from_bytes(body[len(MAGIC):start], "little")
     try:
@@ -294,7 +302,7 @@ def _read(path: str | os.PathLike) -> tuple[CheckpointInfo, bytes]:
             extras=dict(header["extras"]),
         )
     except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"checkpoint {path} has an unreadable header: {error}") from None
+        raise CheckpointError(f"checkpoint {path} has an unreadable header: {error}") from None
     return info, body[start + length:]
 
 
@@ -303,7 +311,7 @@ def _shape_checker(path: Path):
         value = eqx.default_deserialise_filter_spec(stream, like)
         if isinstance(like, jax.Array | jax.ShapeDtypeStruct | np.ndarray):
             if value.shape != like.shape or value.dtype != like.dtype:
-                raise ValueError(
+                raise CheckpointError(
                     f"checkpoint {path} does not match the model and optimizer: a leaf saved as "
                     f"{value.dtype}{list(value.shape)} where {like.dtype}{list(like.shape)} is expected"
                 )

@@ -383,7 +383,7 @@ def _diffusion_start(
                 break
         reason = (
             f"diffusion: smoothed SNR fell {total:.1f} decades ({10**before:.3g} -> {10**after:.3g}) and "
-            f"settled there from record {index}"
+            f"settled there from iteration {round(10 ** log_time[index])}"
         )
         return _Decision(index=index, size=total, reason=reason)
     # Strict: a later drop may still come.

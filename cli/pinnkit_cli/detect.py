@@ -1,0 +1,71 @@
+"""``pinnkit detect``: find the fitting -> diffusion -> equilibrium transitions in a gradient-SNR log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pinnkit.diagnostics import detect_phases, read_error_log, read_gradient_log
+from pinnkit_cli.app import app, fail
+
+
+def _snr_arguments(log: dict) -> dict:
+    if "snr" in log:
+        return {"snr": log["snr"]}
+    return {"mean_norm": log["grad_mean_norm"], "std_norm": log["grad_std_norm"]}
+
+
+def _print_table(file: Path, summary: dict) -> None:
+    table = Table(title=f"phases of {file.name}" + (" (online)" if summary["online"] else ""))
+    table.add_column("transition")
+    table.add_column("iteration", justify="right")
+    table.add_column("evidence")
+    found = lambda value: "-" if value is None else str(value)  # noqa: E731
+    table.add_row("fitting -> diffusion", found(summary["diffusion_start"]), summary["diffusion_reason"])
+    equilibrium = found(summary["equilibrium_start"])
+    table.add_row("diffusion -> equilibrium", equilibrium, summary["equilibrium_reason"])
+    Console().print(table)
+
+
+@app.command("detect")
+def detect(
+    file: Path = typer.Argument(
+        ..., help="Gradient log CSV: iteration (or step), and snr or grad_mean_norm + grad_std_norm; rel_l2."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    errors: Path | None = typer.Option(
+        None, "--errors", help="Test-error CSV (iteration, rel_l2), e.g. the paper's <run>_errors.csv."
+    ),
+    online: bool = typer.Option(
+        False, "--online", help="Report what a causal monitor would have known (and when it knew it)."
+    ),
+) -> None:
+    """Detect the diffusion and diffusion-equilibrium transitions of one training run."""
+    try:
+        log = read_gradient_log(file)
+        error_log = read_error_log(errors) if errors is not None else None
+    except ValueError as error:
+        fail(str(error))
+    kwargs = _snr_arguments(log)
+    if error_log is not None:
+        kwargs.update(error_iterations=error_log["iteration"], error=error_log["rel_l2"])
+    elif "rel_l2" in log:
+        kwargs.update(error_iterations=log["iteration"], error=log["rel_l2"])
+    try:
+        phases = detect_phases(log["iteration"], online=online, **kwargs)
+    except ValueError as error:
+        fail(f"{file}: {error}")
+    if phases.iterations.size == 0:
+        fail(f"{file}: no usable rows (every SNR value is missing)")
+    summary = {"file": str(file), **phases.as_dict()}
+    reasons = summary["reasons"]
+    summary["diffusion_reason"] = next((r for r in reasons if r.startswith("diffusion")), "")
+    summary["equilibrium_reason"] = "; ".join(r for r in reasons if r.startswith(("equilibrium", "error")))
+    if json_output:
+        typer.echo(json.dumps(summary))
+    else:
+        _print_table(file, summary)
