@@ -43,6 +43,7 @@ def sample_history():
     history = History()
     history.append({"step": 10, "loss": 0.1 + 1e-12, "rel_l2": 0.9})
     history.append({"step": 20, "loss": 1 / 3, "snr": 2.5})  # rel_l2 missing: NaN
+    history.append({"step": 30, "loss": 1e30, "rel_l2": float("inf"), "snr": -float("inf")})
     return history
 
 
@@ -70,8 +71,9 @@ def test_round_trip_restores_every_leaf_bit_for_bit(tmp_path):
     assert loaded.extras == {"checkpoint_every": 10}
     history = loaded.history
     assert history.columns == ["step", "loss", "rel_l2", "snr"]
-    assert history["loss"].tolist() == [0.1 + 1e-12, 1 / 3]  # exact floats, not rounded text
+    assert history["loss"].tolist() == [0.1 + 1e-12, 1 / 3, 1e30]  # exact floats, not rounded text
     assert history["rel_l2"][0] == 0.9 and math.isnan(history["rel_l2"][1]) and math.isnan(history["snr"][0])
+    assert history["rel_l2"][2] == math.inf and history["snr"][2] == -math.inf
 
 
 def damaged_copies(path):

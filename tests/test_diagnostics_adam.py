@@ -31,8 +31,9 @@ def _by_hand(gradients, b1=0.9, b2=0.999, eps=1e-8):
 def _run(optimizer, gradients):
     params = jax.tree_util.tree_map(lambda g: jnp.zeros(g.shape, jnp.float32), gradients[0])
     state = optimizer.init(params)
+    update = jax.jit(optimizer.update)
     for g in gradients:
-        _, state = optimizer.update(jax.tree_util.tree_map(jnp.asarray, g), state, params)
+        _, state = update(jax.tree_util.tree_map(jnp.asarray, g), state, params)
     return state
 
 

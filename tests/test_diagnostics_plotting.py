@@ -36,7 +36,8 @@ def test_figure_has_both_panels_curves_and_lines():
     # The smoothed order sits at the order of the plateaus: 50 -> ~1, 0.05 -> ~0.05.
     order_line = next(line for line in bottom.get_lines() if line.get_label() == "order")
     order_y = order_line.get_ydata()
-    assert order_y[0] == pytest.approx(50 / np.sqrt(1 + 50**2)) and order_y[-1] == pytest.approx(0.05, rel=0.01)
+    assert order_y[0] == pytest.approx(50 / np.sqrt(1 + 50**2))
+    assert order_y[-1] == pytest.approx(0.05, rel=0.01)
 
 
 def test_bad_input():

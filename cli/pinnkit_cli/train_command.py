@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from pinnkit.checkpoint import Checkpointer, CheckpointError, read_checkpoint_info
+from pinnkit.checkpoint import Checkpointer, CheckpointError, list_checkpoints, read_checkpoint_info
 from pinnkit.experiment import RunConfig, run, summarize
 from pinnkit.history import atomic_write_text
 from pinnkit_cli.app import app, fail
@@ -67,16 +67,23 @@ def train(
             )
         except (ValueError, TypeError) as error:
             fail(str(error))
+        _check_devices(config.devices)
         check_out_dir(out, overwrite)
+        if out is not None and out.is_dir() and list_checkpoints(out):
+            # --overwrite replaces results, never another run's checkpoints: a later --resume would pick them up.
+            fail(f"output folder {str(out)!r} holds checkpoints of another run; continue it with --resume or "
+                 "choose another --out")
         resume_from = None
         # Checkpoints need the folder during training; without them nothing is created before training ends.
         out_dir = prepare_out_dir(out, f"train-{problem}", overwrite) if checkpoint_every else None
-    _check_devices(config.devices)
     hook = None
     if checkpoint_every:
+        import jax
+
+        # The run's randomness is all drawn from this key at build time; stored so a checkpoint is self-contained.
         hook = Checkpointer(
             out_dir, every=checkpoint_every, config=config, keep=keep_checkpoints,
-            extras={"checkpoint_every": checkpoint_every},
+            key_data=jax.random.key(config.seed), extras={"checkpoint_every": checkpoint_every},
             on_save=lambda path, history: history.to_csv(path.parent / "history.csv"),
         )
     console = Console(stderr=True)
@@ -128,6 +135,7 @@ def _resume_setup(ctx: typer.Context, resume: Path) -> tuple[RunConfig, Path, Pa
         config = RunConfig.from_dict(info.config)
     except (ValueError, TypeError) as error:
         fail(f"checkpoint {info.path} holds an invalid configuration: {error}")
+    _check_devices(config.devices, f"checkpoint {info.path} comes from a run on {config.devices} devices; only")
     saved_every = info.extras.get("checkpoint_every")
     if not isinstance(saved_every, int) or saved_every < 1:
         saved_every = None
@@ -139,9 +147,9 @@ def _source(ctx: typer.Context, name: str) -> str:
     return source.name if source is not None else "DEFAULT"
 
 
-def _check_devices(requested: int) -> None:
+def _check_devices(requested: int, what: str | None = None) -> None:
     import jax
 
     present = len(jax.devices())
     if requested > present:
-        fail(f"--devices {requested} exceeds the {present} device(s) present")
+        fail(f"{what or f'--devices {requested} exceeds the'} {present} device(s) present")

@@ -249,7 +249,7 @@ def load_checkpoint(
         expected = _config_dict(expected_config)
         if info.config != expected:
             raise CheckpointError(f"checkpoint {info.path} was saved from another configuration "
-                             f"({_first_difference(info.config, expected)})")
+                                  f"({_first_difference(info.config, expected)})")
     checked = _shape_checker(info.path)
     stream = io.BytesIO(leaves)
     try:
@@ -377,12 +377,28 @@ def _key_data(key) -> Any:
 
 
 def _history_to_json(history: History) -> dict[str, Any]:
-    # JSON floats round-trip exactly (shortest repr); NaN (a value missing from a row) becomes null.
+    # JSON floats round-trip exactly (shortest repr); NaN (a value missing from a row) becomes null and an
+    # infinity (a finite loss with an overflowing error, say) the string "inf" or "-inf".
     columns = history.columns
     values = [history[name] for name in columns]
-    rows = [[None if math.isnan(column[index]) else float(column[index]) for column in values]
-            for index in range(len(history))]
+    rows = [[_encode(float(column[index])) for column in values] for index in range(len(history))]
     return {"columns": columns, "rows": rows}
+
+
+def _encode(value: float) -> float | str | None:
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _decode(value: float | str | None) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, str) and value not in ("inf", "-inf"):
+        raise ValueError(f"unexpected history value {value!r}")
+    return float(value)
 
 
 def _history_from_json(data: Mapping[str, Any]) -> History:
@@ -391,8 +407,7 @@ def _history_from_json(data: Mapping[str, Any]) -> History:
     for row in data["rows"]:
         if len(row) != len(columns):
             raise ValueError("history row length differs from its columns")
-        history.append({name: (math.nan if value is None else float(value))
-                        for name, value in zip(columns, row, strict=True)})
+        history.append({name: _decode(value) for name, value in zip(columns, row, strict=True)})
     return history
 
 

@@ -30,7 +30,7 @@ OPTIMIZER_CHOICES = (*OPTIMIZERS, "adam+lbfgs")
 PRESETS: dict[str, dict[str, Any]] = {
     # The default: finishes on 2 CPU cores in minutes and shows RBA's SNR dip-and-rise inside the window.
     "quick": dict(problem="helmholtz", optimizers=("adam", "sgd", "lbfgs"), reweights=("none", "rba"),
-                  steps=3000, seeds=1, width=64, depth=4, points=4000),
+                  steps=2000, seeds=1, width=64, depth=4, points=2000),
     # Allen-Cahn at CPU scale: RBA's plateau near 0.5 then a sharp fall as the SNR recovers; vanilla stays ~1.
     "phase-demo": dict(problem="allen-cahn", optimizers=("adam",), reweights=("none", "rba"), steps=40_000,
                        seeds=1, width=64, depth=4, points=2000, log_every=200),
@@ -58,15 +58,15 @@ class CompareConfig:
     problem_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     optimizers: Sequence[str] = ("adam", "sgd", "lbfgs")
     reweights: Sequence[str] = ("none", "rba")
-    steps: int = 3000
+    steps: int = 2000
     seeds: int = 1
     switch_step: int | None = None
     width: int = 64
     depth: int = 4
-    points: int = 4000
+    points: int = 2000
     learning_rate: float | None = None
     float64: bool = False
-    log_every: int = 100
+    log_every: int = 50
     snr_batches: int = 100
     normalize_inputs: bool = True
 
@@ -143,7 +143,7 @@ def _stage(problem, model, optimizer_name, reweight, compare_config, points, snr
         opt_state = optax.tree.set(opt_state, weights=carried_weights)
     return fit_stacked(
         trainer, params, opt_state, steps=steps, log_every=compare_config.log_every,
-        dense_until=min(300, steps), dense_every=10, start_step=start, histories=histories, reference=reference,
+        dense_until=min(300, steps), dense_every=2, start_step=start, histories=histories, reference=reference,
         callback=callback,
     )
 

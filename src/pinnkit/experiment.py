@@ -18,11 +18,13 @@ import numpy as np
 
 from pinnkit import nn, problems
 from pinnkit.optimizers import OPTIMIZERS, REWEIGHTINGS, make_optimizer
+from pinnkit.problems.base import SAMPLERS
 from pinnkit.train import Trainer, TrainResult, fit
 
 __all__ = ["RunConfig", "build", "run", "summarize", "ARCHITECTURES"]
 
 ARCHITECTURES = ("mlp", "modified-mlp")
+SCHEDULES = ("paper", "constant")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,9 +72,9 @@ class RunConfig:
     normalize_inputs: bool = True
     points: int = 4000
     sampling: str = "lhs"
-    log_every: int = 100
+    log_every: int = 50
     dense_until: int = 300
-    dense_every: int = 10
+    dense_every: int = 2
     snr_batches: int = 100
     information_every: int = 0
     float64: bool = False
@@ -95,7 +97,7 @@ class RunConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("snr_batches", "information_every", "fourier_features", "dense_until", "seed"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be a positive finite number, got {self.learning_rate}")
@@ -103,12 +105,24 @@ class RunConfig:
             raise ValueError(f"snr_batches={self.snr_batches} exceeds points={self.points}")
         if self.points % self.devices:
             raise ValueError(f"points={self.points} cannot be split evenly over devices={self.devices}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {list(SCHEDULES)}")
+        if self.sampling not in SAMPLERS:
+            raise ValueError(f"unknown sampling {self.sampling!r}; choose one of {sorted(SAMPLERS)}")
+        if self.activation not in nn.ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; choose one of {sorted(nn.ACTIVATIONS)}")
+        if self.learning_rate is not None and isinstance(self.learning_rate, bool):
+            raise ValueError(f"learning_rate must be a positive finite number, got {self.learning_rate!r}")
         for name in ("rba_eta", "rba_gamma"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if not isinstance(self.problem_params, Mapping):
             raise TypeError(f"problem_params must be a mapping, got {type(self.problem_params).__name__}")
+        if self.reweight != "none":
+            # The reweighting transform owns the ranges of its hyperparameters (0 < gamma < 1, eta > 0, ...).
+            make_optimizer(self.optimizer, learning_rate=self.learning_rate, schedule=self.schedule,
+                           reweight=self.reweight, num_samples=self.points, eta=self.rba_eta, gamma=self.rba_gamma)
         problems.get(self.problem, **dict(self.problem_params))  # validates the parameters
 
     def to_dict(self) -> dict[str, Any]:
@@ -241,6 +255,10 @@ def summarize(config: RunConfig, result: TrainResult) -> dict[str, Any]:
     return summary
 
 
+EQUILIBRIUM_ORDER = 0.6
+EQUILIBRIUM_RISE = 1.0
+
+
 def detect_transitions(history) -> dict[str, int | None]:
     """Diffusion and equilibrium onsets detected on a history's SNR (None where not found or not recorded)."""
     from pinnkit.diagnostics import detect_phases
@@ -250,6 +268,8 @@ def detect_transitions(history) -> dict[str, int | None]:
     kwargs = {}
     if "rel_l2" in history:
         kwargs = {"error_iterations": history["step"], "error": history["rel_l2"]}
+    # pinnkit's CPU-scale runs settle at an order of ~0.7-0.8 (SNR ~1) in equilibrium rather than the paper's 0.9-1
+    # after 1e5 GPU steps: accept a rise of at least one decade above the diffusion floor to SNR >= 0.75.
     phases = detect_phases(history["step"], mean_norm=history["grad_mean_norm"], std_norm=history["grad_std_norm"],
-                           **kwargs)
+                           equilibrium_order=EQUILIBRIUM_ORDER, min_rise=EQUILIBRIUM_RISE, **kwargs)
     return {"diffusion_start": phases.diffusion_start, "equilibrium_start": phases.equilibrium_start}

@@ -66,6 +66,8 @@ def log_steps(steps: int, *, log_every: int, dense_until: int = 0, dense_every: 
         raise ValueError(f"steps must be positive, got {steps}")
     if log_every <= 0 or dense_every <= 0:
         raise ValueError(f"log_every and dense_every must be positive, got {log_every} and {dense_every}")
+    if dense_until < 0 or start < 0:
+        raise ValueError(f"dense_until and start must be non-negative, got {dense_until} and {start}")
     marks = set(range(dense_every, min(dense_until, steps) + 1, dense_every))
     marks |= set(range(log_every, steps + 1, log_every))
     marks.add(steps)
@@ -112,6 +114,13 @@ class Trainer:
         self.points = points
         params, self.static = eqx.partition(model, eqx.is_inexact_array)
         self.collocation_terms = tuple(problem.collocation_terms)
+        for term in self.collocation_terms:
+            if term not in points:
+                raise ValueError(f"points lack the term {term!r}; use problem.sample(key, n)")
+            shape = getattr(points[term], "shape", ())
+            if len(shape) != 2 or shape[1] != len(problem.input_names) or shape[0] == 0:
+                raise ValueError(f"points[{term!r}] must have shape (n, {len(problem.input_names)}) with n > 0, "
+                                 f"got {shape}")
         num_points = points[self.collocation_terms[0]].shape[0]
         self.num_points = num_points
         self.mesh = mesh
@@ -522,6 +531,10 @@ def fit_stacked(
         (3, [5.0, 10.0])
     """
     problem = trainer.problem
+    _check_count("steps", steps, minimum=1)
+    _check_count("start_step", start_step, minimum=0)
+    _check_count("information_every", information_every, minimum=0)
+    _check_count("information_points", information_points, minimum=1)
     num_models = jax.tree_util.tree_leaves(params)[0].shape[0]
     params, opt_state = trainer.place(params), trainer.place(opt_state)
     histories = histories if histories is not None else [History() for _ in range(num_models)]
@@ -609,6 +622,11 @@ def fit_stacked(
         results.append(TrainResult(trainer.model_of(single_params), single_state, histories[index],
                                    statuses[index], done_step, done_wall, compile_time))
     return results
+
+
+def _check_count(name: str, value, *, minimum: int) -> None:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _finite_per_model(params) -> jax.Array:

@@ -1,0 +1,186 @@
+"""``pinnkit train``: kill -9 then resume is bitwise identical; divergence exits 1; bad checkpoints exit 2."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import pinnkit_cli.commands  # noqa: F401  (registers the commands)
+from pinnkit import nn
+from pinnkit.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from pinnkit.experiment import RunConfig, build
+from pinnkit_cli.app import app
+
+PINNKIT = [sys.executable, "-c", "from pinnkit_cli.app import main; main()"]
+SMALL = ["--width", "16", "--depth", "2", "--points", "300", "--log-every", "20", "--snr-batches", "10",
+         "--lr", "3e-3", "--reweight", "rba"]
+
+
+def invoke(*args):
+    """Run the CLI in-process as the console script would: library ValueError/TypeError become exit 2."""
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        if isinstance(result.exception, ValueError | TypeError):
+            return 2, f"error: {result.exception}\n"
+        raise result.exception
+    return result.exit_code, result.stderr
+
+
+def read_column(path: Path, name: str) -> np.ndarray:
+    with path.open(newline="") as stream:
+        return np.array([float(row[name]) if row[name] else np.nan for row in csv.DictReader(stream)])
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory):
+    # One compilation cache for the three processes below: the second and third start faster. A cached program
+    # is the very program the first process compiled, so the comparison stays between identical computations.
+    cache = tmp_path_factory.mktemp("jax-cache")
+    return dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache),
+                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+
+
+def test_kill_9_then_resume_ends_bitwise_like_an_uninterrupted_run(tmp_path, cli_env):
+    steps = ["--steps", "1000"]
+    straight = subprocess.run([*PINNKIT, "train", *SMALL, *steps, "--out", tmp_path / "straight"],
+                              capture_output=True, text=True, env=cli_env, timeout=300)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    killed_dir = tmp_path / "killed"
+    process = subprocess.Popen([*PINNKIT, "train", *SMALL, *steps, "--out", killed_dir, "--checkpoint-every", "100"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env)
+    try:
+        deadline = time.monotonic() + 240
+        while not (killed_dir.is_dir() and list_checkpoints(killed_dir)):
+            assert process.poll() is None, "the run ended before writing a checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert not (killed_dir / "result.json").exists()
+    interrupted_at = int(latest_checkpoint(killed_dir).stem.split("-")[1])
+    assert 100 <= interrupted_at < 1000
+
+    resumed = subprocess.run([*PINNKIT, "train", "--resume", killed_dir], capture_output=True, text=True,
+                             env=cli_env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected = json.loads((tmp_path / "straight" / "result.json").read_text())
+    got = json.loads((killed_dir / "result.json").read_text())
+    assert got["steps"] == expected["steps"] == 1000
+    assert got["final_loss"] == expected["final_loss"]  # bitwise: JSON keeps every digit of a float
+    assert got["rel_l2"] == expected["rel_l2"]
+    assert got["config"] == expected["config"]
+    for column in ("step", "loss", "rel_l2", "snr"):
+        np.testing.assert_array_equal(read_column(killed_dir / "history.csv", column),
+                                      read_column(tmp_path / "straight" / "history.csv", column))
+
+
+def test_divergence_exits_1_with_one_line_and_keeps_history_and_checkpoint(tmp_path):
+    out = tmp_path / "diverged"
+    code, stderr = invoke("train", "--optimizer", "sgd", "--lr", "1e8", "--steps", "40", "--log-every", "1",
+                          "--width", "8", "--depth", "1", "--points", "100", "--snr-batches", "0",
+                          "--checkpoint-every", "1", "--out", out)
+    assert code == 1
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr
+    assert lines[0].startswith("diverged: ") and "became non-finite within steps" in lines[0]
+    assert ("loss" in lines[0]) or ("parameters" in lines[0])
+    history_loss = read_column(out / "history.csv", "loss")
+    last_step = int(read_column(out / "history.csv", "step")[-1])
+    assert 1 <= len(history_loss) < 40 and np.all(np.isfinite(history_loss))
+    assert f"steps {last_step + 1}-" in lines[0]  # the reported range starts right after the last finite row
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["status"].startswith("diverged") and summary["steps"] == last_step
+    # The newest checkpoint is the last finite state and loads cleanly.
+    config = RunConfig.from_dict(summary["config"])
+    _, model, _, _, trainer = build(config)
+    saved = load_checkpoint(out, model, trainer.init(model)[1], expected_config=config)
+    assert saved.step == last_step and str(saved.path) in lines[0]
+    params = jax.tree_util.tree_leaves(saved.model)
+    assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in params if hasattr(leaf, "shape"))
+    np.testing.assert_array_equal(saved.history["loss"], history_loss)
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """A checkpoint folder as `pinnkit train --checkpoint-every` leaves it (no training needed)."""
+    folder = tmp_path_factory.mktemp("saved")
+    config = RunConfig(steps=20, points=100, width=8, depth=1, log_every=10, snr_batches=0)
+    _, model, _, _, trainer = build(config)
+    save_checkpoint(folder, step=10, model=model, opt_state=trainer.init(model)[1], config=config,
+                    extras={"checkpoint_every": 10})
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage"])
+def test_damaged_checkpoints_are_refused_with_exit_2(tmp_path, saved_run, damage):
+    data = (saved_run / "checkpoint-000010.eqx").read_bytes()
+    content = {"truncate": data[: len(data) * 2 // 3], "flip": data[:-40] + bytes([data[-40] ^ 0xFF]) + data[-39:],
+               "empty": b"", "garbage": os.urandom(500)}[damage]
+    bad = tmp_path / "checkpoint-000010.eqx"
+    bad.write_bytes(content)
+    for target in (tmp_path, bad):
+        code, stderr = invoke("train", "--resume", target)
+        assert code == 2 and len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+        assert str(bad) in stderr
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == [bad.name]  # nothing written
+
+
+def test_a_checkpoint_of_another_network_is_refused_with_exit_2(tmp_path):
+    config = RunConfig(steps=20, points=100, width=8, depth=1, log_every=10, snr_batches=0)
+    other = nn.MLP(2, 1, width=5, depth=1, key=jax.random.key(0))
+    _, model, _, _, trainer = build(config)
+    path = save_checkpoint(tmp_path, step=10, model=other, opt_state=trainer.init(model)[1], config=config)
+    code, stderr = invoke("train", "--resume", tmp_path)
+    assert code == 2 and str(path) in stderr and "does not match" in stderr
+
+
+def test_resume_keeps_the_saved_configuration_and_refuses_other_options(saved_run):
+    for option in (["--steps", "30"], ["--lr", "0.1"], ["--seed", "3"], ["--out", "x"], ["--devices", "1"]):
+        code, stderr = invoke("train", "--resume", saved_run, *option)
+        assert code == 2 and f"{option[0]} cannot be combined with --resume" in stderr
+    code, stderr = invoke("train", "--resume", saved_run / "absent")
+    assert code == 2 and "does not exist" in stderr
+
+
+def test_a_fresh_run_refuses_a_folder_holding_checkpoints(saved_run):
+    code, stderr = invoke("train", "--out", saved_run, "--overwrite", "--checkpoint-every", "5")
+    assert code == 2 and "holds checkpoints of another run" in stderr
+    assert [path.name for path in list_checkpoints(saved_run)] == ["checkpoint-000010.eqx"]
+
+
+def test_too_many_devices_or_an_uneven_split_exit_2(tmp_path):
+    present = len(jax.devices())
+    points = 200 * (present + 1)
+    code, stderr = invoke("train", "--devices", present + 1, "--points", points, "--out", tmp_path / "a")
+    assert code == 2 and f"--devices {present + 1} exceeds the {present} device(s)" in stderr
+    code, stderr = invoke("train", "--devices", 2, "--points", 301, "--out", tmp_path / "b")
+    assert code == 2 and "cannot be split evenly over devices=2" in stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # A checkpoint of a run on more devices than present is refused before anything is built.
+    config = RunConfig(points=points, devices=present + 1, snr_batches=0)
+    save_checkpoint(tmp_path / "c", step=1, model={"w": np.zeros(1)}, opt_state=(), config=config)
+    code, stderr = invoke("train", "--resume", tmp_path / "c")
+    assert code == 2 and f"comes from a run on {present + 1} devices; only {present} device(s) present" in stderr
+
+
+def test_the_console_script_reports_a_truncated_checkpoint_in_one_line(tmp_path, saved_run, cli_env):
+    data = (saved_run / "checkpoint-000010.eqx").read_bytes()
+    (tmp_path / "checkpoint-000010.eqx").write_bytes(data[:100])
+    done = subprocess.run([*PINNKIT, "train", "--resume", tmp_path], capture_output=True, text=True, env=cli_env,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: checkpoint {tmp_path / 'checkpoint-000010.eqx'} is "
+                                                "corrupted or truncated (content hash mismatch)"]
