@@ -89,6 +89,30 @@ def seed_band(curves: Sequence[Mapping[str, Sequence[float]]], x: str = "step"):
                 np.nanmax(table, axis=0))
 
 
+def logging_note(results: Sequence[Mapping[str, Any]]) -> str:
+    """How often the histories were logged, read from the curves themselves (e.g. "every 2 steps up to 300,
+    then every 50"), per problem.
+
+    Example:
+        >>> logging_note([{"problem": "p", "curves": [{"step": [2, 4, 6, 56, 106]}]}])
+        'p: every 2 steps up to step 6, then every 50'
+    """
+    notes = {}
+    for entry in results:
+        if entry["problem"] in notes or not entry["curves"] or len(entry["curves"][0]["step"]) < 2:
+            continue
+        steps = np.asarray(entry["curves"][0]["step"], float)
+        gaps = np.diff(np.concatenate([[0.0], steps]))
+        dense, sparse = gaps[0], gaps.max()
+        if sparse == dense:
+            notes[entry["problem"]] = f"{entry['problem']}: every {dense:g} steps"
+            continue
+        until = steps[np.argmax(gaps > dense) - 1]
+        notes[entry["problem"]] = (f"{entry['problem']}: every {dense:g} steps up to step {until:g}, "
+                                   f"then every {sparse:g}")
+    return "; ".join(notes.values())
+
+
 def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
     """Mean and (population) standard deviation of the finite values; (None, None) when there are none."""
     finite = np.array([value for value in values if value is not None and math.isfinite(value)], float)

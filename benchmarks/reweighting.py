@@ -189,9 +189,8 @@ def benchmarks_section(payload: Mapping[str, Any]) -> str:
         "",
         "Errors are mean ± std over seeds; \"gain\" is vanilla's mean error divided by the scheme's "
         "(above 1: the scheme is better). Steps to a threshold are the first logged step at or below it "
-        "(logged every 10 steps up to 300, then every `log_every` steps, 50 for Helmholtz and 100 for "
-        "Allen-Cahn); — where a seed never reached it. Train "
-        "seconds are for all seeds together, compilation excluded; wall times are noisy (shared machine).",
+        f"(logged {common.logging_note(results)}); — where a seed never reached it. Train seconds are for "
+        "all seeds together, compilation excluded; wall times are noisy (shared machine).",
         "",
         *verdict(results),
         "",

@@ -172,8 +172,6 @@ def test_the_console_script_refuses_bad_input_without_a_traceback(files, args):
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: ")
 
 
-@pytest.mark.xfail(strict=True, raises=TrainingStarted,
-                   reason="problems accept non-numeric parameter values (a string or a bool for a1)")
 @pytest.mark.parametrize("value", ["a1=abc", "a1==2", "a1=true"])
 def test_non_numeric_problem_parameters_are_refused(files, value):
     out = Path(tempfile.mkdtemp(dir=files)) / "run"

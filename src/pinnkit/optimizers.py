@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import optax
@@ -21,8 +22,12 @@ def paper_schedule(learning_rate: float = 1e-3, *, decay_rate: float = 0.9, ever
         >>> float(schedule(0)), round(float(schedule(10_000)), 10)
         (0.001, 0.00081)
     """
-    if learning_rate <= 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be positive and finite, got {learning_rate}")
+    if not 0 < decay_rate <= 1:
+        raise ValueError(f"decay_rate must lie in (0, 1], got {decay_rate}")
+    if not isinstance(every, int) or every <= 0:
+        raise ValueError(f"every must be a positive int, got {every!r}")
     return optax.exponential_decay(learning_rate, every, decay_rate, staircase=True)
 
 
@@ -64,8 +69,12 @@ def make_optimizer(
         raise ValueError(f"unknown reweighting {reweight!r}; choose one of {list(REWEIGHTINGS)}")
     if schedule not in ("paper", "constant"):
         raise ValueError(f"unknown schedule {schedule!r}; choose 'paper' or 'constant'")
-    if learning_rate is not None and not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+    if learning_rate is not None and not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be positive and finite, got {learning_rate}")
+    if not (math.isfinite(momentum) and 0 <= momentum < 1):
+        raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+    if not isinstance(memory_size, int) or memory_size <= 0:
+        raise ValueError(f"memory_size must be a positive int, got {memory_size!r}")
     if name == "lbfgs":
         base = optax.lbfgs(learning_rate=learning_rate, memory_size=memory_size)
     else:

@@ -190,9 +190,35 @@ def scalar_output(model: Model) -> Callable[[Array], Array]:
 
 
 def replace_params(problem: Problem, params: Mapping[str, Any]) -> Problem:
-    """A copy of ``problem`` with some parameters replaced (unknown names -> ValueError)."""
-    known = {field.name for field in dataclasses.fields(problem)}
-    unknown = set(params) - known
+    """A copy of ``problem`` with some parameters replaced.
+
+    Unknown names, and values of the wrong kind for a parameter (a string or a bool for a number, a fraction for a
+    count), raise ValueError naming the parameter. Integers are accepted for float parameters.
+    """
+    fields = {field.name: field for field in dataclasses.fields(problem)}
+    unknown = set(params) - set(fields)
     if unknown:
-        raise ValueError(f"{problem.name} has no parameter {sorted(unknown)[0]!r}; its parameters are {sorted(known)}")
-    return dataclasses.replace(problem, **params)
+        raise ValueError(f"{problem.name} has no parameter {sorted(unknown)[0]!r}; its parameters are {sorted(fields)}")
+    checked = {}
+    for name, value in params.items():
+        default = getattr(problem, name)
+        checked[name] = _coerce(problem.name, name, value, default)
+    return dataclasses.replace(problem, **checked)
+
+
+def _coerce(problem_name: str, name: str, value: Any, default: Any) -> Any:
+    bad = ValueError(f"{problem_name}: parameter {name} must be of type {type(default).__name__}, got {value!r}")
+    if isinstance(default, bool):
+        if not isinstance(value, bool | np.bool_):
+            raise bad
+        return bool(value)
+    if isinstance(value, bool | np.bool_ | str) or not isinstance(value, int | float | np.integer | np.floating):
+        raise bad
+    if isinstance(default, int):
+        if float(value) != int(value):
+            raise bad
+        return int(value)
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{problem_name}: parameter {name} must be finite, got {value}")
+    return value
