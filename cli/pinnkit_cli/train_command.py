@@ -31,7 +31,7 @@ def train(
     seed: int = typer.Option(0, help="Seed of network, points and SNR batches."),
     width: int = typer.Option(64, help="Hidden layer width."),
     depth: int = typer.Option(4, help="Number of hidden layers."),
-    points: int = typer.Option(4000, help="Interior collocation points."),
+    points: int = typer.Option(2000, help="Interior collocation points."),
     param: list[str] = typer.Option([], "--param", help="Problem parameter NAME=VALUE (repeatable)."),
     log_every: int = typer.Option(100, help="Record a history row every N steps."),
     snr_batches: int = typer.Option(100, help="Batches for the gradient SNR (0: off)."),

@@ -70,7 +70,7 @@ class RunConfig:
     activation: str = "tanh"
     fourier_features: int = 0
     normalize_inputs: bool = True
-    points: int = 4000
+    points: int = 2000
     sampling: str = "lhs"
     log_every: int = 50
     dense_until: int = 300
