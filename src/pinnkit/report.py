@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from pinnkit.atomic import atomic_open, atomic_write_text
 from pinnkit.compare import CompareConfig, CompareRun, aggregate
-from pinnkit.history import History, atomic_write_text
+from pinnkit.history import History
 
 __all__ = ["RESULT_COLUMNS", "save_comparison", "draw_figures", "load_comparison", "versions"]
 
@@ -178,10 +179,8 @@ def draw_figures(folder: str | os.PathLike) -> list[Path]:
 
     def save(figure, name):
         path = figures_dir / name
-        handle, temporary = tempfile.mkstemp(dir=figures_dir, suffix=".png")
-        os.close(handle)
-        figure.savefig(temporary, dpi=110)
-        os.replace(temporary, path)
+        with atomic_open(path, "wb") as stream:
+            figure.savefig(stream, format="png", dpi=110)
         written.append(path)
 
     save(plot_error_curves(rows, histories), "error_and_loss.png")

@@ -13,13 +13,13 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from pinnkit.atomic import atomic_open
 from pinnkit.reference.base import Reference
 
 __all__ = ["SOLVER_VERSION", "cache_dir", "cache_path", "cached_reference"]
@@ -86,16 +86,8 @@ def _save(path: Path, reference: Reference, key_text: str) -> None:
     arrays["values"] = reference.values
     arrays["output_names"] = np.array(reference.output_names)
     arrays["key"] = np.array(key_text)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as stream:
+        np.savez(stream, **arrays)
 
 
 def _load(path: Path, key_text: str) -> Reference | None:
