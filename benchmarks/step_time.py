@@ -7,24 +7,33 @@ Taylor mode inside one jit-compiled step; the PyTorch formulation (paper's code)
 float32 matmul peak measured in the same run (best of its repeats). The two steps are timed alternately, so
 that load from other processes hits both alike; medians and minima are both reported.
 
-Usage: python benchmarks/step_time.py --json [--width 128 --depth 6 --points 4096 --repeats 30]
+Usage: python benchmarks/step_time.py --json [--width 128 --depth 6 --points 4096 --repeats 30] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
+if __name__ == "__main__" and "--threads" in sys.argv:
+    # Thread counts must be fixed before JAX starts its CPU backend.
+    _threads = sys.argv[sys.argv.index("--threads") + 1]
+    if _threads == "1":
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
 
-from pinnkit import nn, problems
-from pinnkit.reweight import rba
-from pinnkit.train import Trainer
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from pinnkit import nn, problems  # noqa: E402
+from pinnkit.reweight import rba  # noqa: E402
+from pinnkit.train import Trainer  # noqa: E402
 
 
 def timings(function, repeats: int) -> list[float]:
@@ -80,11 +89,13 @@ def pinnkit_step(width: int, depth: int, points: int):
     return run_once, flops
 
 
-def pytorch_step(width: int, depth: int, points: int):
+def pytorch_step(width: int, depth: int, points: int, threads: int | None = None):
     try:
         import torch
     except ImportError:
         return None
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     layers = [torch.nn.Linear(2, width), torch.nn.Tanh()]
     for _ in range(depth - 1):
@@ -128,12 +139,14 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=6)
     parser.add_argument("--points", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=30, help="interleaved timed steps of each")
+    parser.add_argument("--threads", type=int, choices=(1,), default=None,
+                        help="run both frameworks on one thread (robust when other jobs share the machine)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     out = {"width": args.width, "depth": args.depth, "points": args.points, "initial_points": 512,
-           "backend": jax.default_backend(), "jax_version": jax.__version__}
+           "backend": jax.default_backend(), "jax_version": jax.__version__, "threads": args.threads or "all"}
     pinnkit_run, flops = pinnkit_step(args.width, args.depth, args.points)
-    torch_result = pytorch_step(args.width, args.depth, args.points)
+    torch_result = pytorch_step(args.width, args.depth, args.points, args.threads)
     if torch_result:
         torch_run, info = torch_result
         pinnkit_times, torch_times = interleaved(pinnkit_run, torch_run, args.repeats)
