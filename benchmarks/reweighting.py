@@ -43,13 +43,14 @@ PAPER_CURVES = {
 PAPER_CONTEXT = (
     "The paper's ratios (RBA 9x better on Allen-Cahn, 3x on Helmholtz) are final errors after ~300k "
     "full-batch Adam steps on a GPU, with 6x128 networks and 25,600 points; our budgets are 20-60x fewer "
-    "steps on networks ~50x smaller, so they say what reweighting does early in training, not where it ends. "
-    "The paper's Allen-Cahn is the same problem as ours; its Helmholtz case is u = sin(6 pi x) sin(6 pi y) "
-    "with min-max RBA, harder than ours (a1 = 1, a2 = 4, max normalization). The paper's logged errors at "
-    "the steps we also reach (ours: mean over seeds at the last logged step at or before it):"
+    "steps on networks ~40x smaller, so they say what reweighting does early in training, not where it ends. "
+    "The paper's Allen-Cahn has the same PDE and loss as ours (we also map inputs onto [-1, 1]); its "
+    "Helmholtz case is u = sin(6 pi x) sin(6 pi y) with min-max RBA, harder than ours (a1 = 1, a2 = 4, max "
+    "normalization). The paper's logged errors at the steps we also reach (ours: mean over seeds at the last "
+    "logged step at or before it):"
 )
 
-# Full mode fits in ~30 minutes on 2 shared CPU cores; the gradient-aware scheme costs ~2-4x a plain step.
+# Full mode: ~18 minutes measured on 2 shared CPU cores (limit 30); gradient-aware steps cost ~2-6x RBA steps.
 FULL = {
     "helmholtz": dict(problem_params={"a1": 1.0, "a2": 4.0}, width=32, depth=3, points=1500, steps=5000,
                       log_every=50),
