@@ -143,7 +143,7 @@ def _stage(problem, model, optimizer_name, reweight, compare_config, points, snr
         opt_state = optax.tree.set(opt_state, weights=carried_weights)
     return fit_stacked(
         trainer, params, opt_state, steps=steps, log_every=compare_config.log_every,
-        dense_until=min(300, steps), dense_every=2, start_step=start, histories=histories, reference=reference,
+        dense_until=300, dense_every=2, start_step=start, histories=histories, reference=reference,
         callback=callback,
     )
 
