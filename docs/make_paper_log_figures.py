@@ -1,4 +1,4 @@
-"""Draw docs/figures/paper_logs_<run>.png and print the detection table for the authors' logs.
+"""Draw docs/figures/detector_on_authors_log_<run>.png and print the detection table for the authors' logs.
 
 Usage: python docs/make_paper_log_figures.py [--data DIR]   (default: $PINNKIT_SHARED_DATA or ../shared/data)
 
@@ -72,7 +72,7 @@ def main() -> None:
             hand_lines={"hand-placed (paper)": hand_diffusion, None: hand_equilibrium},
             title=f"{run}: detected (offline, with error) vs hand-placed lines",
         )
-        figure.savefig(figures / f"paper_logs_{run}.png", dpi=90)
+        figure.savefig(figures / f"detector_on_authors_log_{run}.png", dpi=90)
 
 
 if __name__ == "__main__":
