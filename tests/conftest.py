@@ -23,6 +23,20 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _compilation_cache(tmp_path_factory):
+    # One persistent compilation cache per test session: tests that build the same programs compile them once,
+    # and nothing reaches the user's cache (CLI subprocesses inherit the variable).
+    import jax
+
+    path = tmp_path_factory.mktemp("compilation-cache")
+    os.environ["PINNKIT_COMPILATION_CACHE"] = str(path)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    yield path
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # References computed by tests go to one cache per test session, never the user's cache.
@@ -30,3 +44,22 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
         path = tmp_path_factory.getbasetemp() / "reference-cache"
         monkeypatch.setenv("PINNKIT_CACHE_DIR", str(path))
         monkeypatch.setenv("PINNKIT_TEST_CACHE", "1")
+
+
+def run_cli(*args) -> tuple[int, str, str]:
+    """Run a ``pinnkit`` command line in this process as the console script would: ``(exit code, stdout, stderr)``."""
+    import contextlib
+    import io
+
+    from pinnkit_cli.app import run_command
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run_command([str(arg) for arg in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def cli():
+    """``cli(*args) -> (exit code, stdout, stderr)``: the ``pinnkit`` command line run in this process."""
+    return run_cli

@@ -22,6 +22,7 @@ from pinnkit.checkpoint import (
     read_checkpoint_info,
     save_checkpoint,
 )
+from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import RunConfig, run
 from pinnkit.history import History
 from pinnkit.reweight import rba, sample_weights
@@ -53,7 +54,7 @@ def leaves(tree):
 
 def test_round_trip_restores_every_leaf_bit_for_bit(tmp_path):
     model, opt_state, optimizer = make_state()
-    config = RunConfig(steps=30, points=100, snr_batches=10)
+    config = RunConfig(steps=30, points=100, probes=Probes(snr_batches=10))
     key = jax.random.key(7)
     path = save_checkpoint(tmp_path, step=20, model=model, opt_state=opt_state, history=sample_history(),
                            config=config, key_data=key, extras={"checkpoint_every": 10})
@@ -88,7 +89,7 @@ def damaged_copies(path):
         "garbage": b"not a checkpoint at all\n" * 10,
         "truncated-header": data[:20],
         "truncated-half": data[:middle],
-        "truncated-digest": data[:-1],
+        "truncated-end": data[:-1],
         "one-bit-in-leaves": bytes(flipped),
         "one-bit-in-header": bytes(header_flip),
         "appended": data + b"\0",
@@ -188,7 +189,7 @@ def test_checkpointer_saves_on_the_first_row_past_each_multiple(tmp_path):
 
 
 def test_resuming_a_run_from_a_middle_checkpoint_matches_one_run(tmp_path):
-    config = RunConfig(steps=40, points=200, width=8, depth=2, log_every=10, dense_until=0, snr_batches=10,
+    config = RunConfig(steps=40, points=200, width=8, depth=2, log=LogSchedule(10), probes=Probes(snr_batches=10),
                        reweight="rba")
     straight = run(config, checkpoint=Checkpointer(tmp_path, every=20, config=config, keep=None))
     assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint-000020.eqx", "checkpoint-000040.eqx"]
@@ -201,4 +202,4 @@ def test_resuming_a_run_from_a_middle_checkpoint_matches_one_run(tmp_path):
     finished = run(config, resume_from=tmp_path)
     np.testing.assert_array_equal(finished.history["loss"], straight.history["loss"])
     with pytest.raises(ValueError, match="another configuration"):
-        run(RunConfig(**{**config.to_dict(), "seed": 5}), resume_from=tmp_path)
+        run(RunConfig.from_dict({**config.to_dict(), "seed": 5}), resume_from=tmp_path)

@@ -12,13 +12,13 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from conftest import run_cli
 
-import pinnkit_cli.commands  # noqa: F401  (registers the commands)
 from pinnkit import nn
 from pinnkit.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from pinnkit.experiment import RunConfig, build
-from pinnkit_cli.app import app
+from pinnkit.engine import LogSchedule, Probes
+from pinnkit.experiment import RunConfig, initial_state
+from pinnkit.outputs import claim_output
 
 PINNKIT = [sys.executable, "-c", "from pinnkit_cli.app import main; main()"]
 SMALL = ["--width", "16", "--depth", "2", "--points", "300", "--log-every", "20", "--snr-batches", "10",
@@ -26,13 +26,19 @@ SMALL = ["--width", "16", "--depth", "2", "--points", "300", "--log-every", "20"
 
 
 def invoke(*args):
-    """Run the CLI in-process as the console script would: library ValueError/TypeError become exit 2."""
-    result = CliRunner().invoke(app, [str(arg) for arg in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        if isinstance(result.exception, ValueError | TypeError):
-            return 2, f"error: {result.exception}\n"
-        raise result.exception
-    return result.exit_code, result.stderr
+    """The console script in-process: (exit code, stderr)."""
+    code, _, stderr = run_cli(*args)
+    return code, stderr
+
+
+def checkpoint_folder(folder, config, **kwargs):
+    """A folder as `pinnkit train --checkpoint-every` leaves it after an interrupt: marker and one checkpoint."""
+    claim = claim_output(folder, kind="train")
+    model, state = initial_state(config)
+    path = save_checkpoint(folder, step=10, model=kwargs.pop("model", model), opt_state=state, config=config,
+                           **kwargs)
+    claim.abandon()
+    return path
 
 
 def read_column(path: Path, name: str) -> np.ndarray:
@@ -41,12 +47,11 @@ def read_column(path: Path, name: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def cli_env(tmp_path_factory):
-    # One compilation cache for the three processes below: the second and third start faster. A cached program
-    # is the very program the first process compiled, so the comparison stays between identical computations.
-    cache = tmp_path_factory.mktemp("jax-cache")
-    return dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache),
-                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+def cli_env():
+    # The session's compilation cache (conftest) is inherited: the second and third processes start faster. A
+    # cached program is the very program the first process compiled, so the comparison stays between identical
+    # computations.
+    return dict(os.environ, JAX_PLATFORMS="cpu")
 
 
 def test_kill_9_then_resume_ends_bitwise_like_an_uninterrupted_run(tmp_path, cli_env):
@@ -89,7 +94,7 @@ def test_kill_9_then_resume_ends_bitwise_like_an_uninterrupted_run(tmp_path, cli
 
 def test_divergence_exits_1_with_one_line_and_keeps_history_and_checkpoint(tmp_path):
     out = tmp_path / "diverged"
-    code, stderr = invoke("train", "--optimizer", "sgd", "--lr", "1e8", "--steps", "40", "--log-every", "1",
+    code, stderr = invoke("train", "--optimizer", "sgd", "--lr", "50", "--steps", "40", "--log-every", "1",
                           "--width", "8", "--depth", "1", "--points", "100", "--snr-batches", "0",
                           "--checkpoint-every", "1", "--out", out)
     assert code == 1
@@ -105,8 +110,8 @@ def test_divergence_exits_1_with_one_line_and_keeps_history_and_checkpoint(tmp_p
     assert summary["status"].startswith("diverged") and summary["steps"] == last_step
     # The newest checkpoint is the last finite state and loads cleanly.
     config = RunConfig.from_dict(summary["config"])
-    _, model, _, _, trainer = build(config)
-    saved = load_checkpoint(out, model, trainer.init(model)[1], expected_config=config)
+    model, state = initial_state(config)
+    saved = load_checkpoint(out, model, state, expected_config=config)
     assert saved.step == last_step and str(saved.path) in lines[0]
     params = jax.tree_util.tree_leaves(saved.model)
     assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in params if hasattr(leaf, "shape"))
@@ -116,11 +121,9 @@ def test_divergence_exits_1_with_one_line_and_keeps_history_and_checkpoint(tmp_p
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory):
     """A checkpoint folder as `pinnkit train --checkpoint-every` leaves it (no training needed)."""
-    folder = tmp_path_factory.mktemp("saved")
-    config = RunConfig(steps=20, points=100, width=8, depth=1, log_every=10, snr_batches=0)
-    _, model, _, _, trainer = build(config)
-    save_checkpoint(folder, step=10, model=model, opt_state=trainer.init(model)[1], config=config,
-                    extras={"checkpoint_every": 10})
+    folder = tmp_path_factory.mktemp("saved") / "run"
+    config = RunConfig(steps=20, points=100, width=8, depth=1, log=LogSchedule(10), probes=Probes(snr_batches=0))
+    checkpoint_folder(folder, config, extras={"checkpoint_every": 10})
     return folder
 
 
@@ -139,12 +142,12 @@ def test_damaged_checkpoints_are_refused_with_exit_2(tmp_path, saved_run, damage
 
 
 def test_a_checkpoint_of_another_network_is_refused_with_exit_2(tmp_path):
-    config = RunConfig(steps=20, points=100, width=8, depth=1, log_every=10, snr_batches=0)
+    config = RunConfig(steps=20, points=100, width=8, depth=1, log=LogSchedule(10), probes=Probes(snr_batches=0))
     other = nn.MLP(2, 1, width=5, depth=1, key=jax.random.key(0))
-    _, model, _, _, trainer = build(config)
-    path = save_checkpoint(tmp_path, step=10, model=other, opt_state=trainer.init(model)[1], config=config)
-    code, stderr = invoke("train", "--resume", tmp_path)
+    path = checkpoint_folder(tmp_path / "run", config, model=other)
+    code, stderr = invoke("train", "--resume", tmp_path / "run")
     assert code == 2 and str(path) in stderr and "does not match" in stderr
+    assert list_checkpoints(tmp_path / "run") == [path]  # kept for the user
 
 
 def test_resume_keeps_the_saved_configuration_and_refuses_other_options(saved_run):
@@ -157,7 +160,7 @@ def test_resume_keeps_the_saved_configuration_and_refuses_other_options(saved_ru
 
 def test_a_fresh_run_refuses_a_folder_holding_checkpoints(saved_run):
     code, stderr = invoke("train", "--out", saved_run, "--overwrite", "--checkpoint-every", "5")
-    assert code == 2 and "holds checkpoints of another run" in stderr
+    assert code == 2 and "holds checkpoints of an unfinished run" in stderr
     assert [path.name for path in list_checkpoints(saved_run)] == ["checkpoint-000010.eqx"]
 
 
@@ -170,10 +173,10 @@ def test_too_many_devices_or_an_uneven_split_exit_2(tmp_path):
     assert code == 2 and "cannot be split evenly over devices=2" in stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     # A checkpoint of a run on more devices than present is refused before anything is built.
-    config = RunConfig(points=points, devices=present + 1, snr_batches=0)
+    config = RunConfig(points=points, devices=present + 1, probes=Probes(snr_batches=0))
     save_checkpoint(tmp_path / "c", step=1, model={"w": np.zeros(1)}, opt_state=(), config=config)
     code, stderr = invoke("train", "--resume", tmp_path / "c")
-    assert code == 2 and f"comes from a run on {present + 1} devices; only {present} device(s) present" in stderr
+    assert code == 2 and f"--devices {present + 1} exceeds the {present} device(s) present" in stderr
 
 
 def test_the_console_script_reports_a_truncated_checkpoint_in_one_line(tmp_path, saved_run, cli_env):

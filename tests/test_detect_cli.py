@@ -10,23 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
-import pinnkit_cli.detect  # noqa: F401  (registers the command)
-from pinnkit_cli.app import app
-
-try:  # the console script's full set of commands, when the other command modules import
-    import pinnkit_cli.commands  # noqa: F401
-except ImportError:
-    pass
-
-runner = CliRunner()
+from conftest import run_cli
 
 
-def invoke(*args: str):
-    # typer runs a lone command without its name; with several it is a group.
-    prefix = ["detect"] if len(app.registered_commands) > 1 else []
-    return runner.invoke(app, [*prefix, *args])
+class Result:
+    def __init__(self, code, stdout, stderr):
+        self.exit_code, self.stdout, self.stderr = code, stdout, stderr
+        self.output = stdout + stderr
+
+
+def invoke(*args: str) -> Result:
+    return Result(*run_cli("detect", *args))
 
 
 def _synthetic_log(path: Path, with_error: bool = False) -> None:

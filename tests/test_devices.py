@@ -21,7 +21,8 @@ SCRIPT = textwrap.dedent("""
     import jax
     import jax.numpy as jnp
     from pinnkit.distributed import data_mesh, shard_points
-    from pinnkit.experiment import RunConfig, build, run
+    from pinnkit.engine import LogSchedule, Probes
+    from pinnkit.experiment import RunConfig, run
 
     assert len(jax.devices()) == 4, jax.devices()
     params = lambda model: jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array))
@@ -33,11 +34,10 @@ SCRIPT = textwrap.dedent("""
             errors.append(str(error))
     out = {"errors": errors}
     for devices in (1, 4):
-        config = RunConfig(steps=40, points=400, width=16, depth=2, log_every=10, dense_until=0, snr_batches=20,
+        config = RunConfig(steps=40, points=400, width=16, depth=2, log=LogSchedule(10), probes=Probes(snr_batches=20),
                            reweight="rba", learning_rate=3e-3, devices=devices)
-        trainer = build(config)[-1]
-        pde = trainer.points["pde"]
         result = run(config)
+        pde = result.points["pde"]
         out[devices] = {
             "status": result.status,
             "devices_holding_points": len(pde.sharding.device_set),
@@ -66,11 +66,11 @@ def test_four_devices_split_the_points_and_match_one_device(four_device_runs):
     assert one["devices_holding_points"] == 1 and one["shard_rows"] == [400]
     assert four["devices_holding_points"] == 4 and four["shard_rows"] == [100]
     assert four["params_on_devices"] == [4] and four["params_replicated"]
-    assert four["step"] == one["step"] == [10, 20, 30, 40]
+    assert four["step"] == one["step"] == [0, 10, 20, 30, 40]
     # The same sums taken in another order: equal to float32 rounding, not bitwise.
     for column in ("loss", "rel_l2", "snr"):
         np.testing.assert_allclose(four[column], one[column], rtol=2e-5, err_msg=column)
-    assert len(set(one["loss"])) == 4  # the state moved between rows: the comparison is not of constants
+    assert len(set(one["loss"])) == 5  # the state moved between rows: the comparison is not of constants
 
 
 def test_bad_splits_are_refused_with_four_devices(four_device_runs):

@@ -35,12 +35,22 @@ def test_input_normalisation_maps_the_domain_onto_the_unit_box():
     np.testing.assert_allclose(model.input_map(jnp.array(upper)), [1, 1])
     with pytest.raises(ValueError, match="exceed"):
         nn.MLP(2, 1, domain=((0.0, 0.0), (1.0, 0.0)), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="finite"):
+        nn.MLP(2, 1, domain=((0.0, 0.0), (1.0, float("inf"))), key=jax.random.key(0))
 
 
-def test_fourier_features_are_not_trained():
-    model = nn.MLP(2, 1, width=8, depth=2, fourier_features=16, key=jax.random.key(0))
+def test_domain_bounds_and_fourier_frequencies_are_constants_not_parameters():
+    model = nn.MLP(2, 1, width=8, depth=2, domain=((0.0, -2.0), (4.0, 2.0)), fourier_features=16,
+                   key=jax.random.key(0))
+    params = eqx.filter(model, eqx.is_inexact_array)
+    # Only the linear layers carry parameters: 2 * (depth + 1) leaves (weights and biases).
+    assert len(jax.tree_util.tree_leaves(params)) == 2 * 3
+    leaf_paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    assert all(".layers[" in path for path in leaf_paths), leaf_paths
+    # A gradient step on everything the optimizer sees cannot move the map.
     grads = eqx.filter_grad(lambda m: jnp.sum(m(jnp.array([0.3, 0.4])) ** 2))(model)
-    assert float(jnp.max(jnp.abs(grads.input_map.fourier.frequencies))) == 0.0
+    stepped = eqx.apply_updates(model, jax.tree_util.tree_map(lambda g: -0.1 * g, grads))
+    assert stepped.input_map == model.input_map
     assert float(jnp.max(jnp.abs(grads.layers[0].weight))) > 0.0
 
 

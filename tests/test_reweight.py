@@ -375,6 +375,8 @@ def test_weighted_mse_weight_inside_the_square():
         ({"num_samples": 3, "gamma": "0.9"}, TypeError, "gamma"),
         ({"num_samples": 3, "normalize": "sum"}, ValueError, "sum"),
         ({"num_samples": 3, "init": "ones"}, ValueError, "ones"),
+        ({"num_samples": 3, "init": 0.5}, ValueError, "0.5"),
+        ({"num_samples": 3, "snr_coupling": 0.0}, ValueError, "snr_coupling"),
     ],
 )
 def test_rba_rejects_bad_hyperparameters(kwargs, error, fragment):

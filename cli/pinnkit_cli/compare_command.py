@@ -2,105 +2,166 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from pinnkit.compare import OPTIMIZER_CHOICES, PRESETS, aggregate, compare, preset
-from pinnkit.optimizers import REWEIGHTINGS
-from pinnkit.report import draw_figures, save_comparison
-from pinnkit_cli.app import app, fail
-from pinnkit_cli.options import check_out_dir, parse_list, parse_params, progress_bar
+from pinnkit.compare import PRESETS, CompareConfig, aggregate, preset
+from pinnkit.compare import compare as run_comparison
+from pinnkit.engine import LogSchedule, Probes
+from pinnkit.optimizers import OPTIMIZERS, REWEIGHTINGS
+from pinnkit.outputs import claim_output
+from pinnkit.report import draw_figures, write_comparison
+from pinnkit.resources import check_fits
+from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, fail
+from pinnkit_cli.options import parse_list, parse_params, progress_bar, significant
+from pinnkit_cli.running import guarded, write_or_exit
+
+__all__ = ["compare", "plot", "results_table"]
+
+TABLE_WIDTH = 80
 
 
-def _number(value, digits=3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{value:.{digits}e}" if isinstance(value, float) else str(value)
+def results_table(rows, config: CompareConfig) -> tuple[Table, str]:
+    """The per-(plan, reweighting) table, sized to stay readable in 80 columns, and its footnote.
+
+    What is the same for every run (problem, steps, seeds, precision) goes into the title or the footnote.
+    """
+    entries = aggregate(rows)
+    seeds = entries[0]["seeds"] if entries else 0
+    title = f"{config.problem}, {config.steps} steps" + (f", {seeds} seeds (mean, std)" if seeds > 1 else "")
+    # One space between columns and none at the edges: the table keeps 80 columns without folding a number.
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0),
+                  title_justify="left")
+    headers = ["optimizer", "reweight", "rel L2"] + (["std"] if seeds > 1 else []) + \
+        ["best*", "MSE", "time", "diff.", "equil."]
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("optimizer", "reweight") else "right",
+                         overflow="fold", no_wrap=True)
+    for entry in entries:
+        cells = [entry["optimizer"], entry["reweight"], significant(entry["rel_l2"])]
+        if seeds > 1:
+            cells.append(significant(entry["rel_l2_std"], 1))
+        cells += [significant(entry["best_rel_l2"]), significant(entry["final_mse"]),
+                  significant(entry["wall_time_s"]), significant(entry["diffusion_start"]),
+                  significant(entry["equilibrium_start"])]
+        table.add_row(*cells)
+    precisions: dict[str, list[str]] = {}
+    for entry in entries:
+        plans = precisions.setdefault(entry.get("precision", "?"), [])
+        if entry["optimizer"] not in plans:
+            plans.append(entry["optimizer"])
+    note = ("rel L2: final test error; best*: the lowest of any history row (hindsight); MSE: unweighted loss; "
+            "time: training seconds; diff./equil.: step where diffusion / diffusion equilibrium began (-: none). "
+            + "; ".join(f"{precision}: {', '.join(plans)}" for precision, plans in precisions.items()) + ".")
+    return table, note
 
 
-def results_table(rows, title: str) -> Table:
-    table = Table(title=title)
-    for column in ("problem", "optimizer", "reweight", "seeds", "rel L2", "best rel L2", "final loss",
-                   "wall s", "steps/s", "diffusion", "equilibrium"):
-        table.add_column(column, justify="right" if column not in ("problem", "optimizer", "reweight") else "left")
-    for row in aggregate(rows):
-        spread = lambda key, row=row: (f"{row[key]:.3e} ± {row[key + '_std']:.1e}" if row["seeds"] > 1
-                                       else _number(row[key]))
-        table.add_row(
-            row["problem"], row["optimizer"], row["reweight"], str(row["seeds"]), spread("rel_l2"),
-            spread("best_rel_l2"), _number(row["final_loss"]), f"{row['wall_time_s']:.1f}",
-            f"{row['steps_per_s']:.1f}", _number(row["diffusion_start"]), _number(row["equilibrium_start"]),
-        )
-    return table
-
-
-@app.command("compare")
-def compare_command(
+def compare(
     problem: str = typer.Option(None, help="Problem name (default: the preset's, helmholtz for quick)."),
-    optimizers: str = typer.Option(None, help=f"Comma-separated, from {','.join(OPTIMIZER_CHOICES)}."),
+    optimizers: str = typer.Option(
+        None, help=f"Comma-separated plans from {', '.join(OPTIMIZERS)} and two-stage plans such as "
+        "adam+lbfgs; separate with ';' when a plan gives stage lengths (adam:1000,lbfgs:1000;adam)."),
     reweight: str = typer.Option(None, help=f"Comma-separated, from {','.join(REWEIGHTINGS)}."),
-    steps: int = typer.Option(None, help="Steps per run (L-BFGS: iterations, line search included)."),
+    steps: int = typer.Option(None, help="Steps per run (line-search optimizers: iterations)."),
     seeds: int = typer.Option(None, help="Seeds per configuration, run vmapped together."),
     width: int = typer.Option(None, help="Hidden layer width."),
     depth: int = typer.Option(None, help="Number of hidden layers."),
     points: int = typer.Option(None, help="Interior collocation points."),
-    switch_step: int = typer.Option(None, help="adam+lbfgs: Adam steps before L-BFGS (default: half)."),
+    switch_step: int = typer.Option(None, "--switch-step", help="Two-stage plans: where they switch (default: "
+                                                                "half the steps)."),
+    switch_at: str = typer.Option(None, "--switch-at", help="'equilibrium': two-stage plans switch when the "
+                                                            "online detector confirms diffusion equilibrium."),
     lr: float = typer.Option(None, "--lr", help="Base learning rate of first-order methods."),
     param: list[str] = typer.Option([], "--param", help="Problem parameter NAME=VALUE (repeatable)."),
+    log_every: int = typer.Option(None, "--log-every", help="Steps between history rows (default 50)."),
+    snr_batches: int = typer.Option(None, "--snr-batches", help="Batches of the gradient SNR (0: off)."),
     preset_name: str = typer.Option("quick", "--preset", help=f"One of {', '.join(PRESETS)}."),
     out: Path = typer.Option(None, help="Output folder (default runs/<problem>-<time>)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing output folder."),
-    float64: bool = typer.Option(False, "--float64", help="Train in double precision."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output folder of a finished `pinnkit compare`."),
+    float64: bool = typer.Option(
+        None, "--float64/--float32", help="Precision of every run (default: float64 for plans with a line-search "
+        "optimizer, float32 otherwise)."),
 ) -> None:
-    """Run optimizers (x reweighting x seeds) side by side on one problem; table, files and figures."""
+    """Run optimizer plans (x reweighting x seeds) side by side on one problem; table, files and figures.
+
+    Exit codes: 0 done, 1 every run diverged, 2 bad input, 3 a write failed, 4 out of memory, 130/143 interrupted.
+    """
     if preset_name not in PRESETS:
         fail(f"unknown preset {preset_name!r}; choose from {sorted(PRESETS)}")
     for name, value in (("steps", steps), ("seeds", seeds), ("width", width), ("depth", depth),
-                        ("points", points)):
+                        ("points", points), ("log-every", log_every)):
         if value is not None and value <= 0:
             fail(f"--{name} must be positive, got {value}")
+    overrides = dict(
+        problem=problem, steps=steps, seeds=seeds, width=width, depth=depth, points=points, switch_step=switch_step,
+        switch_at=switch_at, learning_rate=lr, float64=float64,
+        optimizers=tuple(parse_list(optimizers, "optimizer")) if optimizers is not None else None,
+        reweights=tuple(parse_list(reweight, "reweighting", REWEIGHTINGS)) if reweight is not None else None,
+        problem_params=parse_params(param) or None,
+    )
     try:
-        config = preset(
-            preset_name, problem=problem, steps=steps, seeds=seeds, width=width, depth=depth, points=points,
-            switch_step=switch_step, learning_rate=lr, float64=float64 or None,
-            optimizers=tuple(parse_list(optimizers, OPTIMIZER_CHOICES, "optimizer")) if optimizers else None,
-            reweights=tuple(parse_list(reweight, REWEIGHTINGS, "reweighting")) if reweight else None,
-            problem_params=parse_params(param) or None,
-        )
+        if log_every is not None:
+            overrides["log"] = LogSchedule(log_every, dense_until=min(300, 3 * log_every))
+        if snr_batches is not None:
+            overrides["probes"] = Probes(snr_batches=snr_batches)
+        config = preset(preset_name, **overrides)
+        for plan in config.optimizers:
+            for name in config.reweights:
+                check_fits(config.run_config(plan, name), models=config.seeds)
     except (ValueError, TypeError) as error:
         fail(str(error))
-    check_out_dir(out, overwrite)
-    out = out or Path("runs") / f"{config.problem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    console = Console()
-    runs_total = len(config.optimizers) * len(config.reweights)
-    with progress_bar() as progress:
-        overall = progress.add_task("comparison", total=runs_total * config.steps, status="")
-        done: dict[str, int] = {}
+    try:
+        claim = claim_output(out if out is not None else _default_out(config.problem), kind="compare",
+                             overwrite=overwrite)
+    except ValueError as error:
+        fail(str(error))
+    with guarded(claim):
+        runs_total = len(config.optimizers) * len(config.reweights)
+        with progress_bar() as progress:
+            overall = progress.add_task("comparison", total=runs_total * config.steps, status="")
+            done: dict[str, int] = {}
 
-        def advance(label: str, step: int, total: int) -> None:
-            done[label] = step
-            progress.update(overall, completed=sum(done.values()), status=f"{label} step {step}/{total}")
+            def advance(label: str, step: int, total: int) -> None:
+                done[label] = step
+                progress.update(overall, completed=sum(done.values()), status=f"{label} step {step}/{total}")
 
-        runs = compare(config, callback=advance)
-    save_comparison(out, config, runs, overwrite=overwrite)
-    console.print(results_table([run.row for run in runs], f"{config.problem}: {config.steps} steps per run"))
-    console.print("One L-BFGS step = one optax.lbfgs iteration including its zoom line search. "
-                  f"Files: {out}/results.csv, summary.json, histories/, figures/")
+            runs = run_comparison(config, callback=advance)
+        write_or_exit(lambda: write_comparison(claim.folder, config, runs), claim.folder,
+                      finished="the comparison finished but its results could not be saved")
+        target = claim.commit()
+    console = Console(width=max(TABLE_WIDTH, Console().width))
+    table, note = results_table([run.row for run in runs], config)
+    console.print(table)
+    console.print(note, soft_wrap=False)
+    console.print("Files (results.csv, summary.json, histories/, figures/) in:")
+    console.print(str(target), soft_wrap=True, highlight=False)
+    if all(run.row["status"] != "completed" for run in runs):
+        raise CliExit(EXIT_DIVERGED, "every run diverged")
 
 
-@app.command("plot")
-def plot_command(folder: Path = typer.Argument(..., help="A folder written by `pinnkit compare`.")) -> None:
+def _default_out(problem: str) -> Path:
+    base = Path("runs") / f"{problem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, index = base, 1
+    while candidate.exists():
+        index += 1
+        candidate = base.with_name(f"{base.name}-{index}")
+    return candidate
+
+
+def plot(folder: Path = typer.Argument(..., help="A folder written by `pinnkit compare`.")) -> None:
     """Redraw the figures of a finished comparison."""
     if not folder.is_dir():
         fail(f"{str(folder)!r} is not a folder")
     try:
         written = draw_figures(folder)
-    except (ValueError, KeyError, OSError) as error:
+    except (ValueError, KeyError) as error:
         fail(str(error))
+    except OSError as error:
+        fail(f"cannot redraw the figures of {str(folder)!r}: {error.strerror or error}")
     for path in written:
         typer.echo(str(path))

@@ -1,26 +1,28 @@
-"""Parsing helpers shared by the commands: ``NAME=VALUE`` parameters, output folders, progress bars."""
+"""Parsing helpers shared by the commands: ``NAME=VALUE`` parameters, lists, progress bars, number formats."""
 
 from __future__ import annotations
 
 import math
-import os
-import time
 from collections.abc import Iterable
-from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pinnkit_cli.app import fail
+from pinnkit_cli.errors import fail
+
+__all__ = ["parse_list", "parse_params", "parse_value", "progress_bar", "significant"]
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, float | int | bool | str]:
-    """``["a1=6", "periodic_loss=true"]`` -> ``{"a1": 6, "periodic_loss": True}``."""
+    """``["a1=6", "periodic_loss=true"]`` -> ``{"a1": 6, "periodic_loss": True}`` (a name given twice: exit 2)."""
     params: dict[str, float | int | bool | str] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
-        if not sep or not name or not text:
+        name = name.strip()
+        if not sep or not name or not text.strip():
             fail(f"--param expects NAME=VALUE, got {pair!r}")
-        params[name.strip()] = parse_value(text.strip())
+        if name in params:
+            fail(f"--param {name} is given twice")
+        params[name] = parse_value(text.strip())
     return params
 
 
@@ -41,47 +43,48 @@ def parse_value(text: str) -> float | int | bool | str:
     return value
 
 
-def parse_list(text: str, choices: Iterable[str], what: str) -> list[str]:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    choices = list(choices)
-    if not items:
-        fail(f"{what} list is empty; choose from {choices}")
+def parse_list(text: str, what: str, choices: Iterable[str] | None = None) -> list[str]:
+    """A comma-separated list, each item checked against ``choices`` (when given); empty or repeated: exit 2.
+
+    Items may themselves hold commas inside plan syntax only when ``choices`` is None and items are separated by
+    ``;`` (``adam:100,lbfgs:200;adam``).
+    """
+    separator = ";" if ";" in text or ":" in text else ","
+    items = [item.strip() for item in text.split(separator)]
+    choices = list(choices) if choices is not None else None
+    if not text.strip() or not any(items):
+        fail(f"{what} list is empty" + (f"; choose from {choices}" if choices else ""))
+    if any(not item for item in items):
+        fail(f"{what} list {text!r} has an empty item")
     for item in items:
-        if item not in choices:
+        if choices is not None and item not in choices:
             fail(f"unknown {what} {item!r}; choose from {choices}")
+    repeated = sorted({item for item in items if items.count(item) > 1})
+    if repeated:
+        fail(f"{what} list names {repeated[0]!r} more than once")
     return items
 
 
-def prepare_out_dir(out: Path | None, default_name: str, overwrite: bool) -> Path:
-    """Create the output folder (refusing an existing one unless ``overwrite``); exit 2 when it cannot be written."""
-    if out is None:
-        out = Path("runs") / f"{default_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if out.exists() and not overwrite:
-        fail(f"output folder {str(out)!r} exists; pass --overwrite or choose another --out")
-    if out.exists() and not out.is_dir():
-        fail(f"output path {str(out)!r} is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        fail(f"cannot create output folder {str(out)!r}: {error.strerror or error}")
-    if not os.access(out, os.W_OK):
-        fail(f"output folder {str(out)!r} is not writable")
-    return out
+def significant(value, digits: int = 3) -> str:
+    """A number in ``digits`` significant figures, short (``1.23e-5``), ``-`` for None or NaN.
 
-
-def check_out_dir(out: Path | None, overwrite: bool) -> None:
-    """Validate an output folder choice without creating anything (so bad input leaves nothing behind)."""
-    if out is None:
-        return
-    if out.exists() and not overwrite:
-        fail(f"output folder {str(out)!r} exists; pass --overwrite or choose another --out")
-    if out.exists() and not out.is_dir():
-        fail(f"output path {str(out)!r} is not a folder")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        fail(f"output folder {str(out)!r} cannot be created: {str(parent)!r} is not a writable folder")
+    Example:
+        >>> significant(0.000123456), significant(12345.6), significant(1234.4), significant(None), significant(0.5)
+        ('1.23e-4', '1.23e+4', '1234', '-', '0.5')
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    value = float(value)
+    if not math.isfinite(value):
+        return "-" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e4):
+        mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+        return f"{mantissa}e{int(exponent):+d}"
+    if abs(value) >= 10 ** (digits - 1):
+        return f"{value:.0f}"  # 123, 1234: whole numbers, no exponent
+    return f"{value:.{digits}g}"
 
 
 def progress_bar() -> Progress:

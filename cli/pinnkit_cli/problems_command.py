@@ -5,10 +5,8 @@ from __future__ import annotations
 import typer
 
 from pinnkit import problems
-from pinnkit_cli.app import app
 
 
-@app.command("problems")
 def list_problems() -> None:
     """List the problems, one line each: name, equation, default parameters."""
     for name in problems.names():

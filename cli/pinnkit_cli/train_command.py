@@ -2,43 +2,58 @@
 
 from __future__ import annotations
 
-import json
+import time
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 
+from pinnkit import jsonio
+from pinnkit.atomic import atomic_write_text
 from pinnkit.checkpoint import Checkpointer, CheckpointError, list_checkpoints, read_checkpoint_info
+from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import RunConfig, run, summarize
-from pinnkit.history import atomic_write_text
-from pinnkit_cli.app import app, fail
-from pinnkit_cli.options import check_out_dir, parse_params, prepare_out_dir, progress_bar
+from pinnkit.outputs import OutputClaim, claim_existing, claim_output, read_marker
+from pinnkit.resources import check_fits
+from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, fail
+from pinnkit_cli.options import parse_params, progress_bar, significant
+from pinnkit_cli.running import guarded, write_or_exit
 
 # Options that may accompany --resume: they change where and how often checkpoints go, not the run itself.
 RESUME_OPTIONS = ("resume", "checkpoint_every", "keep_checkpoints")
 
 
-@app.command("train")
 def train(
     ctx: typer.Context,
     problem: str = typer.Option("helmholtz", help="Problem name (see `pinnkit problems`)."),
-    optimizer: str = typer.Option("adam", help="adam, sgd or lbfgs."),
-    reweight: str = typer.Option("none", help="none, rba or gradient-aware."),
-    steps: int = typer.Option(2000, help="Training steps (L-BFGS: iterations)."),
-    lr: float = typer.Option(None, "--lr", help="Base learning rate (default 1e-3; paper decay x0.9 / 5000 steps)."),
+    optimizer: str = typer.Option(
+        "adam", help="Optimizer or plan: adam, sgd, lbfgs, bfgs, ssbfgs, ssbroyden; adam+ssbroyden (see "
+        "--switch-step); adam:2000,lbfgs:3000."),
+    switch_step: int = typer.Option(None, "--switch-step", help="Where a two-stage plan switches (default: half)."),
+    switch_at: str = typer.Option(
+        None, "--switch-at", help="'equilibrium': a two-stage plan switches when the online detector confirms "
+        "diffusion equilibrium."),
+    reweight: str = typer.Option("none", help="none, rba, vrba or gradient-aware."),
+    steps: int = typer.Option(2000, help="Total training steps (line-search optimizers: iterations)."),
+    lr: float = typer.Option(None, "--lr", help="Base learning rate of first-order stages (default 1e-3, paper "
+                                               "decay x0.9 / 5000 steps)."),
     schedule: str = typer.Option("paper", help="paper or constant."),
-    seed: int = typer.Option(0, help="Seed of network, points and SNR batches."),
+    seed: int = typer.Option(0, help="Seed of network, points and SNR batches (0 to 2^32-1)."),
     width: int = typer.Option(64, help="Hidden layer width."),
     depth: int = typer.Option(4, help="Number of hidden layers."),
+    architecture: str = typer.Option("mlp", help="mlp or modified-mlp."),
+    fourier_features: int = typer.Option(0, "--fourier-features", help="Random Fourier features (0: none)."),
     points: int = typer.Option(2000, help="Interior collocation points."),
     param: list[str] = typer.Option([], "--param", help="Problem parameter NAME=VALUE (repeatable)."),
     log_every: int = typer.Option(100, help="Record a history row every N steps."),
-    snr_batches: int = typer.Option(100, help="Batches for the gradient SNR (0: off)."),
-    float64: bool = typer.Option(False, "--float64", help="Train in double precision."),
+    snr_batches: int = typer.Option(100, help="Batches for the gradient SNR (0: off; otherwise >= 2)."),
+    float64: bool = typer.Option(
+        None, "--float64/--float32", help="Precision (default: float64 for plans with a line-search optimizer, "
+        "float32 otherwise)."),
     devices: int = typer.Option(1, help="Split the collocation points over N devices (must divide --points)."),
     out: Path = typer.Option(None, help="Output folder (default runs/train-<problem>-<time>)."),
-    overwrite: bool = typer.Option(False, help="Allow writing into an existing output folder."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output folder of a finished `pinnkit train`."),
     checkpoint_every: int = typer.Option(
         None, "--checkpoint-every", help="Write OUT/checkpoint-<step>.eqx at the first history row past every N "
         "steps (default: off; with --resume: the saved value)."),
@@ -49,44 +64,64 @@ def train(
 ) -> None:
     """Train one PINN; writes OUT/history.csv and OUT/result.json (and checkpoints with --checkpoint-every).
 
-    Exit codes: 0 done, 1 training diverged (history and last finite checkpoint kept), 2 bad input.
+    Exit codes: 0 done, 1 training diverged (history and last finite checkpoint kept), 2 bad input, 3 a write
+    failed (disk full, file too large), 4 out of memory, 130/143 interrupted.
     """
     if checkpoint_every is not None and checkpoint_every < 1:
         fail(f"--checkpoint-every must be a positive number of steps, got {checkpoint_every}")
     if keep_checkpoints < 1:
         fail(f"--keep-checkpoints must be at least 1, got {keep_checkpoints}")
+    resume_from = None
     if resume is not None:
-        config, out_dir, resume_from, saved_every = _resume_setup(ctx, resume)
+        config, folder, resume_from, saved_every = _resume_setup(ctx, resume)
         checkpoint_every = checkpoint_every or saved_every
     else:
         try:
             config = RunConfig(
-                problem=problem, problem_params=parse_params(param), optimizer=optimizer, reweight=reweight,
-                steps=steps, learning_rate=lr, schedule=schedule, seed=seed, width=width, depth=depth,
-                points=points, log_every=log_every, snr_batches=snr_batches, float64=float64, devices=devices,
+                problem=problem, problem_params=parse_params(param), optimizer=optimizer, switch_step=switch_step,
+                switch_at=switch_at, reweight=reweight, steps=steps, learning_rate=lr, schedule=schedule,
+                seed=seed, width=width, depth=depth, architecture=architecture, fourier_features=fourier_features,
+                points=points, log=LogSchedule(log_every, dense_until=min(300, log_every * 3)),
+                probes=Probes(snr_batches=snr_batches), float64=float64, devices=devices,
             )
         except (ValueError, TypeError) as error:
             fail(str(error))
-        _check_devices(config.devices)
-        check_out_dir(out, overwrite)
-        if out is not None and out.is_dir() and list_checkpoints(out):
-            # --overwrite replaces results, never another run's checkpoints: a later --resume would pick them up.
-            fail(f"output folder {str(out)!r} holds checkpoints of another run; continue it with --resume or "
+    _check_devices(config.devices)
+    try:
+        check_fits(config)
+    except ValueError as error:
+        fail(str(error))
+    if resume is None and out is not None and out.is_dir() and list_checkpoints(out):
+        marker = read_marker(out) or {}
+        if marker.get("state") != "complete":
+            # Replacing them would lose the only way to continue that run.
+            fail(f"output folder {str(out)!r} holds checkpoints of an unfinished run; continue it with --resume or "
                  "choose another --out")
-        resume_from = None
-        # Checkpoints need the folder during training; without them nothing is created before training ends.
-        out_dir = prepare_out_dir(out, f"train-{problem}", overwrite) if checkpoint_every else None
+    try:
+        if resume is not None:
+            claim = claim_existing(folder, kind="train")
+        else:
+            claim = claim_output(out if out is not None else _default_out(config.problem), kind="train",
+                                 overwrite=overwrite)
+    except ValueError as error:
+        fail(str(error))
+    with guarded(claim):
+        _train(config, claim, checkpoint_every, keep_checkpoints, resume_from)
+
+
+def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpoints, resume_from) -> None:
+    folder = claim.folder
     hook = None
     if checkpoint_every:
         import jax
 
-        # The run's randomness is all drawn from this key at build time; stored so a checkpoint is self-contained.
+        # The run's randomness is all drawn from this key at set-up; stored so a checkpoint is self-contained.
         hook = Checkpointer(
-            out_dir, every=checkpoint_every, config=config, keep=keep_checkpoints,
+            folder, every=checkpoint_every, config=config, keep=keep_checkpoints,
             key_data=jax.random.key(config.seed), extras={"checkpoint_every": checkpoint_every},
             on_save=lambda path, history: history.to_csv(path.parent / "history.csv"),
         )
-    console = Console(stderr=True)
+    previous = _previous_result(folder) if resume_from is not None else None
     with progress_bar() as progress:
         task = progress.add_task(f"{config.problem} {config.optimizer} {config.reweight}", total=config.steps,
                                  status="")
@@ -96,26 +131,48 @@ def train(
                                 status=f"loss {row['loss']:.3e}  rel_l2 {row['rel_l2']:.3e}")))
         except CheckpointError as error:
             fail(str(error))
-    if out_dir is None:
-        out_dir = prepare_out_dir(out, f"train-{config.problem}", overwrite)
     diverged = result.status != "completed"
     if diverged and hook is not None and result.steps > 0 and hook.last_step != result.steps:
         # The last finite state falls on a history row: keep it as the newest checkpoint.
-        hook.save(result.steps, result.model, result.opt_state, result.history)
+        write_or_exit(lambda: hook.save(result.steps, result.model, result.opt_state, result.history), folder)
     summary = summarize(config, result)
+    if previous is not None and result.compile_time_s == 0.0 and "compile_time_s" in previous:
+        summary["compile_time_s"] = previous["compile_time_s"]  # a finished run resumed: nothing was compiled
     summary["config"] = config.to_dict()
-    result.history.to_csv(out_dir / "history.csv")
-    atomic_write_text(out_dir / "result.json", json.dumps(summary, indent=2) + "\n")
+    numbers = f"rel_l2 {significant(summary['rel_l2'])}, loss {significant(summary['final_loss'])}"
+
+    def write_results() -> None:
+        result.history.to_csv(folder / "history.csv")
+        atomic_write_text(folder / "result.json", jsonio.dumps(summary, indent=2) + "\n")
+
+    write_or_exit(write_results, folder, finished=f"the run finished ({numbers})")
+    target = claim.commit()
     if diverged:
-        kept = f"; last finite checkpoint {hook.last_path}" if hook is not None and hook.last_path else ""
-        typer.echo(f"{result.status}; history up to step {result.steps} in {out_dir / 'history.csv'}{kept}",
-                   err=True)
-        raise typer.Exit(code=1)
-    console.print(
-        f"{result.status}: {summary['steps']} steps, rel_l2 {summary['rel_l2']:.4e} "
-        f"(best {summary['best_rel_l2']:.4e}), loss {summary['final_loss']:.4e}, "
-        f"{summary['wall_time_s']:.1f} s (+{summary['compile_time_s']:.1f} s compile) -> {out_dir}"
-    )
+        kept = f"; last finite checkpoint {target / hook.last_path.name}" if hook is not None and hook.last_path \
+            else ""
+        raise CliExit(EXIT_DIVERGED, f"{result.status}; history up to step {result.steps} in "
+                                     f"{target / 'history.csv'}{kept}")
+    Console(stderr=True).print(
+        f"{result.status}: {summary['steps']} steps ({summary['plan']}, {summary['precision']}), rel_l2 "
+        f"{summary['rel_l2']:.4e} (best {summary['best_rel_l2']:.4e}), loss {summary['final_loss']:.4e}, "
+        f"{summary['wall_time_s']:.1f} s (+{summary['compile_time_s']:.1f} s compile) -> {target}",
+        highlight=False, soft_wrap=True)
+
+
+def _default_out(problem: str) -> Path:
+    base = Path("runs") / f"train-{problem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, index = base, 1
+    while candidate.exists():
+        index += 1
+        candidate = base.with_name(f"{base.name}-{index}")
+    return candidate
+
+
+def _previous_result(folder: Path) -> dict[str, Any] | None:
+    try:
+        return jsonio.loads((folder / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _resume_setup(ctx: typer.Context, resume: Path) -> tuple[RunConfig, Path, Path, Any]:
@@ -135,7 +192,6 @@ def _resume_setup(ctx: typer.Context, resume: Path) -> tuple[RunConfig, Path, Pa
         config = RunConfig.from_dict(info.config)
     except (ValueError, TypeError) as error:
         fail(f"checkpoint {info.path} holds an invalid configuration: {error}")
-    _check_devices(config.devices, f"checkpoint {info.path} comes from a run on {config.devices} devices; only")
     saved_every = info.extras.get("checkpoint_every")
     if not isinstance(saved_every, int) or saved_every < 1:
         saved_every = None
@@ -147,9 +203,12 @@ def _source(ctx: typer.Context, name: str) -> str:
     return source.name if source is not None else "DEFAULT"
 
 
-def _check_devices(requested: int, what: str | None = None) -> None:
+def _check_devices(requested: int) -> None:
     import jax
 
     present = len(jax.devices())
     if requested > present:
-        fail(f"{what or f'--devices {requested} exceeds the'} {present} device(s) present")
+        fail(f"--devices {requested} exceeds the {present} device(s) present")
+
+
+__all__ = ["train"]

@@ -4,14 +4,17 @@ The public API, re-exported from the modules that define it:
 
 - networks: :mod:`pinnkit.nn` (``MLP``, ``ModifiedMLP``, ``FourierFeatures``);
 - problems and references: :mod:`pinnkit.problems` (``get``, ``names``), :mod:`pinnkit.reference`;
-- reweighting as optax transforms: ``rba``, ``gradient_aware_rba``, ``sample_weights``, ``weighted_mse``;
+- reweighting as optax transforms: ``rba``, ``vrba``, ``gradient_aware_rba``, ``hold_weights``,
+  ``transfer_reweighting``, ``sample_weights``, ``weighted_mse``;
 - diagnostics: :mod:`pinnkit.diagnostics` (``batch_gradient_snr``, ``adam_snr``, ``residual_homogeneity``,
   ``binned_entropy``, ``saturation``, ``sample_gradient_norms``, ``detect_phases``);
-- training: ``fit``, ``fit_stacked``, ``Trainer``, ``History``, ``make_optimizer``, ``paper_schedule``;
+- training (:mod:`pinnkit.engine`): ``fit``, ``fit_stacked``, ``Trainer``, ``LogSchedule``, ``Probes``,
+  ``History``; optimizers and plans: ``make_optimizer``, ``paper_schedule``, ``Plan``, ``Stage``, ``parse_plan``,
+  ``build_plan``; dense quasi-Newton methods: ``bfgs``, ``ssbfgs``, ``ssbroyden``;
 - runs and comparisons: ``RunConfig``, ``run``, ``CompareConfig``, ``compare``.
 """
 
-from pinnkit import derivatives, diagnostics, nn, problems, reference
+from pinnkit import derivatives, diagnostics, engine, nn, problems, reference
 from pinnkit.compare import CompareConfig, compare
 from pinnkit.diagnostics import (
     adam_snr,
@@ -22,34 +25,52 @@ from pinnkit.diagnostics import (
     sample_gradient_norms,
     saturation,
 )
+from pinnkit.engine import LogSchedule, Probes, Trainer, TrainResult, fit, fit_stacked
 from pinnkit.experiment import RunConfig, run
 from pinnkit.history import History
 from pinnkit.optimizers import make_optimizer, paper_schedule
-from pinnkit.reweight import RBAState, gradient_aware_rba, rba, sample_weights, weighted_mse
-from pinnkit.train import Trainer, TrainResult, fit, fit_stacked
+from pinnkit.plans import Plan, Stage, build_plan, parse_plan
+from pinnkit.reweight import (
+    RBAState,
+    gradient_aware_rba,
+    hold_weights,
+    rba,
+    sample_weights,
+    transfer_reweighting,
+    vrba,
+    weighted_mse,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CompareConfig",
     "History",
+    "LogSchedule",
+    "Plan",
+    "Probes",
+    "Stage",
     "RBAState",
     "RunConfig",
     "TrainResult",
     "Trainer",
     "adam_snr",
+    "build_plan",
     "batch_gradient_snr",
     "binned_entropy",
     "compare",
     "derivatives",
     "detect_phases",
     "diagnostics",
+    "engine",
     "fit",
     "fit_stacked",
     "gradient_aware_rba",
+    "hold_weights",
     "make_optimizer",
     "nn",
     "paper_schedule",
+    "parse_plan",
     "problems",
     "rba",
     "reference",
@@ -58,5 +79,7 @@ __all__ = [
     "sample_gradient_norms",
     "sample_weights",
     "saturation",
+    "transfer_reweighting",
+    "vrba",
     "weighted_mse",
 ]

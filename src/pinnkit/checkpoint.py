@@ -1,15 +1,17 @@
 """Checkpoints that survive a kill: one self-checking file per checkpoint, written atomically.
 
-A checkpoint file (``checkpoint-000200.eqx``) packs everything a run needs to continue: the parameters
-and the optimizer state (reweighting weights included) serialised with ``eqx.tree_serialise_leaves``, the
-step, the history so far, the run configuration, optional PRNG key data and free-form extras. Its layout::
+A checkpoint file (``checkpoint-000200.eqx``) is a zip archive (stored, not compressed) of two members:
 
-    b"PINNKIT-CKPT\\n" | header length (8 bytes, little endian) | header (JSON) | leaves | SHA-256 of the rest
+- ``meta.json``: the format version, the step, the history so far, the run configuration, optional PRNG key data
+  and free-form extras (written with :mod:`pinnkit.jsonio`, so NaN and infinities survive);
+- ``state.eqx``: the parameters and the optimizer state (reweighting weights inside), serialised with
+  ``eqx.tree_serialise_leaves``.
 
-The trailing digest covers every byte before it, so a truncated or corrupted file is recognised as such
-instead of loading garbage. Writes go to a temporary file in the same folder, are flushed to disk, then
-renamed over the final name: a kill at any moment leaves either the previous checkpoints alone or the new
-one complete. Old checkpoints are pruned only after the new one is in place.
+The archive's comment (its last 64 bytes) is the SHA-256 of every byte before it, so a truncated or corrupted file
+(any byte) is recognised as such instead of loading garbage; the file stays an ordinary zip archive. Writes go to
+a temporary file in the same folder, are flushed to disk, then renamed over the final name: a kill at any moment
+leaves either the previous checkpoints alone or the new one complete. Old checkpoints are pruned only after the
+new one is in place.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import json
-import math
 import os
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pinnkit import jsonio
 from pinnkit.atomic import atomic_open
 from pinnkit.history import History
 
@@ -46,10 +48,10 @@ __all__ = [
     "save_checkpoint",
 ]
 
-MAGIC = b"PINNKIT-CKPT\n"
-FORMAT_VERSION = 1
-_DIGEST_BYTES = 32
-_LENGTH_BYTES = 8
+FORMAT_VERSION = 2
+_META = "meta.json"
+_STATE = "state.eqx"
+_DIGEST = 64  # hex SHA-256 in the archive comment
 _NAME = re.compile(r"^checkpoint-(\d+)\.eqx$")
 
 
@@ -180,15 +182,21 @@ def save_checkpoint(
         "extras": dict(extras or {}),
     }
     try:
-        header_bytes = json.dumps(header, allow_nan=False).encode()
+        meta = jsonio.dumps(header).encode()
     except (TypeError, ValueError) as error:
         raise ValueError(f"checkpoint metadata is not JSON-ready: {error}") from None
     leaves = io.BytesIO()
     eqx.tree_serialise_leaves(leaves, (model, opt_state))
-    body = MAGIC + len(header_bytes).to_bytes(_LENGTH_BYTES, "little") + header_bytes + leaves.getvalue()
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(target.parent)
-    _write_atomically(target, body + hashlib.sha256(body).digest())
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.comment = b"0" * _DIGEST  # replaced by the digest of everything before it
+        archive.writestr(_META, meta)
+        archive.writestr(_STATE, leaves.getvalue())
+    body = buffer.getvalue()[:-_DIGEST]
+    with atomic_open(target, "wb") as stream:
+        stream.write(body + hashlib.sha256(body).hexdigest().encode())
     if keep is not None:
         for old in list_checkpoints(target.parent)[:-keep]:
             if old != target:
@@ -282,18 +290,21 @@ def _read(path: str | os.PathLike) -> tuple[CheckpointInfo, bytes]:
         data = path.read_bytes()
     except OSError as error:
         raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror or error}") from None
-    if not data.startswith(MAGIC):
-        raise CheckpointError(f"{path} is not a pinnkit checkpoint")
-    minimum = len(MAGIC) + _LENGTH_BYTES + _DIGEST_BYTES
-    if len(data) < minimum:
-        raise CheckpointError(f"checkpoint {path} is truncated")
-    body, digest = data[:-_DIGEST_BYTES], data[-_DIGEST_BYTES:]
-    if hashlib.sha256(body).digest() != digest:
+    if len(data) <= _DIGEST or hashlib.sha256(data[:-_DIGEST]).hexdigest().encode() != data[-_DIGEST:]:
         raise CheckpointError(f"checkpoint {path} is corrupted or truncated (content hash mismatch)")
-    start = len(MAGIC) + _LENGTH_BYTES
-    length = int.from_bytes(body[len(MAGIC):start], "little")
     try:
-        header = json.loads(body[start:start + length])
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            if names != [_META, _STATE]:
+                raise CheckpointError(f"{path} is not a pinnkit checkpoint (it holds {names[:4]})")
+            meta = archive.read(_META)  # zipfile also checks each member's CRC-32
+            leaves = archive.read(_STATE)
+    except CheckpointError:
+        raise
+    except zipfile.BadZipFile as error:
+        raise CheckpointError(f"checkpoint {path} is not a pinnkit checkpoint ({error})") from None
+    try:
+        header = jsonio.loads(meta)
         if header.get("format") != FORMAT_VERSION:
             raise ValueError(f"unsupported format {header.get('format')!r}")
         info = CheckpointInfo(
@@ -301,9 +312,9 @@ def _read(path: str | os.PathLike) -> tuple[CheckpointInfo, bytes]:
             history=_history_from_json(header["history"]), key_data=header["key_data"],
             extras=dict(header["extras"]),
         )
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise CheckpointError(f"checkpoint {path} has an unreadable header: {error}") from None
-    return info, body[start + length:]
+    return info, leaves
 
 
 def _shape_checker(path: Path):
@@ -321,11 +332,6 @@ def _shape_checker(path: Path):
 
 
 # ----- writing ----------------------------------------------------------------------------------------------
-def _write_atomically(target: Path, data: bytes) -> None:
-    with atomic_open(target, "wb") as stream:
-        stream.write(data)
-
-
 def _remove_stale_temporaries(directory: Path) -> None:
     # Left behind by a writer killed mid-write; never a complete checkpoint.
     for entry in directory.glob(".checkpoint-*.eqx.*.tmp"):
@@ -344,7 +350,7 @@ def _config_dict(config: Any) -> dict[str, Any] | None:
         raise TypeError(f"config must be a RunConfig, a dataclass or a mapping, got {type(config).__name__}")
     # A JSON round trip makes the stored form and the compared form identical (tuples become lists, ...).
     try:
-        return json.loads(json.dumps(dict(config), allow_nan=False))
+        return jsonio.loads(jsonio.dumps(dict(config)))
     except (TypeError, ValueError) as error:
         raise ValueError(f"config is not JSON-ready: {error}") from None
 
@@ -358,28 +364,11 @@ def _key_data(key) -> Any:
 
 
 def _history_to_json(history: History) -> dict[str, Any]:
-    # JSON floats round-trip exactly (shortest repr); NaN (a value missing from a row) becomes null and an
-    # infinity (a finite loss with an overflowing error, say) the string "inf" or "-inf".
+    # jsonio writes NaN (a value missing from a row) as null and infinities as "inf"/"-inf"; floats round-trip.
     columns = history.columns
     values = [history[name] for name in columns]
-    rows = [[_encode(float(column[index])) for column in values] for index in range(len(history))]
+    rows = [[float(column[index]) for column in values] for index in range(len(history))]
     return {"columns": columns, "rows": rows}
-
-
-def _encode(value: float) -> float | str | None:
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
-def _decode(value: float | str | None) -> float:
-    if value is None:
-        return math.nan
-    if isinstance(value, str) and value not in ("inf", "-inf"):
-        raise ValueError(f"unexpected history value {value!r}")
-    return float(value)
 
 
 def _history_from_json(data: Mapping[str, Any]) -> History:
@@ -388,7 +377,7 @@ def _history_from_json(data: Mapping[str, Any]) -> History:
     for row in data["rows"]:
         if len(row) != len(columns):
             raise ValueError("history row length differs from its columns")
-        history.append({name: _decode(value) for name, value in zip(columns, row, strict=True)})
+        history.append({name: jsonio.decode_float(value) for name, value in zip(columns, row, strict=True)})
     return history
 
 

@@ -158,10 +158,10 @@ def batch_axis_derivatives(
 def _mlp_series(model, x: Array, orders: dict[int, int]) -> dict[int, tuple[Array, ...]]:
     n = x.shape[0]
     axes = list(orders)
-    input_map = model.input_map
-    if input_map.lower is not None:
-        scale = 2.0 / (input_map.upper - input_map.lower)
-        hidden = (x - input_map.lower) * scale - 1.0
+    affine = model.input_map.scale_and_shift(x.dtype)
+    if affine is not None:
+        scale, shift = affine
+        hidden = x * scale + shift
     else:
         scale = jnp.ones(x.shape[-1], x.dtype)
         hidden = x

@@ -1,7 +1,9 @@
-"""One training run described by plain data: build the problem, network, optimizer and points from a config.
+"""One training run described by plain data, and the one set-up path every run and comparison goes through.
 
-The CLI and :mod:`pinnkit.compare` both go through :func:`run`, so a run is reproducible from its config alone:
-the same config (seed included) gives the same history.
+:class:`RunConfig` holds everything that defines a run; :func:`setup` builds what runs of one problem share (the
+problem, the points, the reference, the SNR batch key) once; :func:`init_models` builds K networks stacked for
+vmapped training; :func:`run` trains (or resumes) one config. The same config, seed included, gives the same
+history.
 """
 
 from __future__ import annotations
@@ -9,22 +11,35 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from pinnkit import nn, problems
-from pinnkit.optimizers import OPTIMIZERS, REWEIGHTINGS, make_optimizer
-from pinnkit.problems.base import SAMPLERS
-from pinnkit.train import Trainer, TrainResult, fit
+from pinnkit.engine import LogSchedule, Probes, TrainResult, columns, fit_stacked
+from pinnkit.engine.loop import _unstack
+from pinnkit.optimizers import LINE_SEARCH_OPTIMIZERS, REWEIGHTINGS, SCHEDULES, make_reweighting
+from pinnkit.plans import PlanSpec, build_plan, parse_plan
+from pinnkit.problems.base import SAMPLERS, Points, Problem
 
-__all__ = ["RunConfig", "build", "run", "summarize", "ARCHITECTURES"]
+__all__ = [
+    "ARCHITECTURES", "RunConfig", "Setup", "init_models", "initial_state", "model_for", "run", "run_stacked", "setup",
+    "summarize",
+]
 
 ARCHITECTURES = ("mlp", "modified-mlp")
-SCHEDULES = ("paper", "constant")
+MAX_SEED = 2**32 - 1
+
+
+def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum:,}, got {value:,}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,10 +49,17 @@ class RunConfig:
     Attributes:
         problem: a name from ``pinnkit.problems.names()``.
         problem_params: parameters of the problem (e.g. ``{"a1": 6.0}``).
-        optimizer: ``"adam"``, ``"sgd"`` or ``"lbfgs"``.
-        reweight: ``"none"``, ``"rba"`` or ``"gradient-aware"``.
-        steps: training steps (one L-BFGS step is one iteration, line search included).
-        learning_rate: base learning rate (None: the optimizer's default, 1e-3 for Adam and SGD).
+        optimizer: an optimizer plan (``"adam"``, ``"adam+ssbroyden"``, ``"adam:2000,lbfgs:3000"``; see
+            :mod:`pinnkit.plans`).
+        switch_step: where a two-stage ``+`` plan switches (default: half the steps).
+        switch_at: ``"equilibrium"``: a two-stage plan switches when the online detector confirms diffusion
+            equilibrium.
+        reweight: ``"none"``, ``"rba"``, ``"vrba"`` or ``"gradient-aware"``.
+        reweight_options: options of the reweighting transform (``{"eta": 1e-3, "gamma": 0.999}``, ...).
+        hold_every: in line-search stages, advance the reweighting weights every this many iterations (None: hold
+            them for the stage; ``"auto"``: hold them after a switch, advance every iteration in a first stage).
+        steps: total training steps (one line-search step is one iteration, its line search included).
+        learning_rate: base learning rate of first-order stages (None: 1e-3).
         schedule: ``"paper"`` (x0.9 every 5000 steps) or ``"constant"``.
         seed: the seed of the network, the points and the SNR batches.
         width, depth: hidden layer width and count.
@@ -47,19 +69,21 @@ class RunConfig:
         normalize_inputs: map the domain onto [-1, 1] before the first layer (the paper feeds raw coordinates).
         points: interior collocation points.
         sampling: ``"lhs"`` or ``"uniform"``.
-        log_every, dense_until, dense_every: history schedule (see :func:`pinnkit.train.log_steps`).
-        snr_batches: B for the batch-gradient SNR (0: off).
-        information_every: history rows between information measurements (0: off).
-        float64: train in double precision.
-        rba_eta, rba_gamma: reweighting hyperparameters.
-        devices: split the collocation points over this many devices (1: the default device, no sharding);
-            ``points`` must be a multiple of it.
+        log: when history rows are recorded.
+        probes: what a row records.
+        float64: train in double precision (None: double for plans with a line-search stage, whose tolerances sit
+            below single precision's epsilon, single otherwise).
+        devices: split the collocation points over this many devices.
     """
 
     problem: str = "helmholtz"
     problem_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     optimizer: str = "adam"
+    switch_step: int | None = None
+    switch_at: str | None = None
     reweight: str = "none"
+    reweight_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    hold_every: int | None | str = "auto"
     steps: int = 2000
     learning_rate: float | None = None
     schedule: str = "paper"
@@ -72,62 +96,72 @@ class RunConfig:
     normalize_inputs: bool = True
     points: int = 2000
     sampling: str = "lhs"
-    log_every: int = 50
-    dense_until: int = 300
-    dense_every: int = 2
-    snr_batches: int = 100
-    information_every: int = 0
-    float64: bool = False
-    rba_eta: float = 1e-3
-    rba_gamma: float = 0.999
+    log: LogSchedule = LogSchedule(every=50, dense_until=300)
+    probes: Probes = Probes()
+    float64: bool | None = None
     devices: int = 1
 
     def __post_init__(self) -> None:
         if self.problem not in problems.names():
             raise ValueError(f"unknown problem {self.problem!r}; choose one of {problems.names()}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {list(OPTIMIZERS)}")
+        if not isinstance(self.problem_params, Mapping):
+            raise TypeError(f"problem_params must be a mapping, got {type(self.problem_params).__name__}")
+        if not isinstance(self.reweight_options, Mapping):
+            raise TypeError(f"reweight_options must be a mapping, got {type(self.reweight_options).__name__}")
         if self.reweight not in REWEIGHTINGS:
             raise ValueError(f"unknown reweighting {self.reweight!r}; choose one of {list(REWEIGHTINGS)}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.architecture!r}; choose one of {list(ARCHITECTURES)}")
-        for name in ("steps", "width", "depth", "points", "log_every", "dense_every", "devices"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("snr_batches", "information_every", "fourier_features", "dense_until", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive finite number, got {self.learning_rate}")
-        if self.snr_batches and self.snr_batches > self.points:
-            raise ValueError(f"snr_batches={self.snr_batches} exceeds points={self.points}")
-        if self.points % self.devices:
-            raise ValueError(f"points={self.points} cannot be split evenly over devices={self.devices}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {list(SCHEDULES)}")
         if self.sampling not in SAMPLERS:
             raise ValueError(f"unknown sampling {self.sampling!r}; choose one of {sorted(SAMPLERS)}")
         if self.activation not in nn.ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; choose one of {sorted(nn.ACTIVATIONS)}")
-        if self.learning_rate is not None and isinstance(self.learning_rate, bool):
-            raise ValueError(f"learning_rate must be a positive finite number, got {self.learning_rate!r}")
-        for name in ("rba_eta", "rba_gamma"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if not isinstance(self.problem_params, Mapping):
-            raise TypeError(f"problem_params must be a mapping, got {type(self.problem_params).__name__}")
+        from pinnkit.engine.schedule import MAX_STEPS
+
+        _check_int("steps", self.steps, 1, MAX_STEPS)
+        _check_int("seed", self.seed, 0, MAX_SEED)
+        for name in ("width", "depth", "points", "devices"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("fourier_features", self.fourier_features, 0)
+        if not isinstance(self.log, LogSchedule):
+            raise TypeError(f"log must be a LogSchedule, got {type(self.log).__name__}")
+        if not isinstance(self.probes, Probes):
+            raise TypeError(f"probes must be Probes, got {type(self.probes).__name__}")
+        if self.probes.snr_batches > self.points:
+            raise ValueError(f"snr_batches={self.probes.snr_batches} exceeds points={self.points}")
+        if self.points % self.devices:
+            raise ValueError(f"points={self.points} cannot be split evenly over devices={self.devices}")
+        if self.float64 is not None and not isinstance(self.float64, bool):
+            raise TypeError(f"float64 must be a bool or None, got {self.float64!r}")
+        spec = self.plan_spec()  # validates the plan, its switch and the names once
+        if self.learning_rate is not None:
+            from pinnkit.optimizers import _check_learning_rate
+
+            _check_learning_rate(self.learning_rate)
         if self.reweight != "none":
-            # The reweighting transform owns the ranges of its hyperparameters (0 < gamma < 1, eta > 0, ...).
-            make_optimizer(self.optimizer, learning_rate=self.learning_rate, schedule=self.schedule,
-                           reweight=self.reweight, num_samples=self.points, eta=self.rba_eta, gamma=self.rba_gamma)
+            make_reweighting(self.reweight, self.points, **dict(self.reweight_options))
+        elif self.reweight_options:
+            raise ValueError("reweight_options given without a reweighting")
+        build_plan(spec, reweight="none", hold_every=self.hold_every)  # validates hold_every
         problems.get(self.problem, **dict(self.problem_params))  # validates the parameters
 
+    def plan_spec(self) -> PlanSpec:
+        """The validated optimizer plan."""
+        return parse_plan(self.optimizer, steps=self.steps, switch_step=self.switch_step, switch_at=self.switch_at)
+
+    @property
+    def double_precision(self) -> bool:
+        """Whether the run trains in float64 (``float64`` or, when None, whether the plan has a line search)."""
+        if self.float64 is not None:
+            return self.float64
+        return any(name in LINE_SEARCH_OPTIMIZERS for name in self.plan_spec().names)
+
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["problem_params"] = dict(self.problem_params)
+        out = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        out.update(problem_params=dict(self.problem_params), reweight_options=dict(self.reweight_options),
+                   log=self.log.to_dict(), probes=self.probes.to_dict())
         return out
 
     @classmethod
@@ -138,45 +172,109 @@ class RunConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown run configuration key {sorted(unknown)[0]!r}")
+        data = dict(data)
+        if isinstance(data.get("log"), Mapping):
+            data["log"] = LogSchedule(**data["log"])
+        if isinstance(data.get("probes"), Mapping):
+            data["probes"] = Probes(**data["probes"])
         return cls(**data)
 
 
-def build(config: RunConfig):
-    """The problem, model, optimizer, points and trainer of a config (no training yet).
+@dataclasses.dataclass(frozen=True, eq=False)
+class Setup:
+    """What the runs of one problem share: built once per problem, seed and precision.
+
+    Attributes:
+        problem: the problem.
+        points: the collocation and constraint points.
+        reference: the reference solution.
+        snr_key: the key of the SNR batch split.
+        dtype: the float dtype of points and networks.
+    """
+
+    problem: Problem
+    points: Points
+    reference: Any
+    snr_key: jax.Array
+    dtype: Any
+
+
+def _keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    model_key, points_key, snr_key = jax.random.split(jax.random.key(seed), 3)
+    return model_key, points_key, snr_key
+
+
+def setup(config: RunConfig) -> Setup:
+    """The problem, points, reference and SNR key of a config (points and batches from ``config.seed``).
+
+    Call it inside ``jax.enable_x64(config.double_precision)``, as :func:`run` does.
 
     Example:
-        >>> problem, model, optimizer, points, trainer = build(RunConfig(steps=10, points=200, snr_batches=10))
-        >>> points["pde"].shape
+        >>> built = setup(RunConfig(steps=10, points=200, probes=Probes(snr_batches=10)))
+        >>> built.points["pde"].shape
         (200, 2)
     """
     problem = problems.get(config.problem, **dict(config.problem_params))
-    dtype = jnp.float64 if config.float64 else jnp.float32
-    if config.float64 and not jax.config.read("jax_enable_x64"):
-        jax.config.update("jax_enable_x64", True)
-    model_key, points_key, snr_key = jax.random.split(jax.random.key(config.seed), 3)
+    dtype = jnp.float64 if config.double_precision else jnp.float32
+    _, points_key, snr_key = _keys(config.seed)
+    points = problem.sample(points_key, config.points, method=config.sampling, dtype=dtype)
+    return Setup(problem, points, problem.reference(), snr_key, dtype)
+
+
+def model_for(config: RunConfig, problem: Problem, key: jax.Array, dtype=None):
+    """The network of a config, initialised from ``key``.
+
+    Example:
+        >>> import jax, pinnkit
+        >>> config = RunConfig(width=8, depth=2)
+        >>> model_for(config, pinnkit.problems.get("helmholtz"), jax.random.key(0)).layers[0].weight.shape
+        (8, 2)
+    """
     network = nn.MLP if config.architecture == "mlp" else nn.ModifiedMLP
-    model = network(
+    return network(
         len(problem.input_names), len(problem.output_names), width=config.width, depth=config.depth,
         activation=config.activation, domain=problem.domain if config.normalize_inputs else None,
-        fourier_features=config.fourier_features or None, key=model_key, dtype=dtype,
+        fourier_features=config.fourier_features or None, key=key, dtype=dtype,
     )
-    points = problem.sample(points_key, config.points, method=config.sampling, dtype=dtype)
-    num_samples = None
-    if config.reweight != "none":
-        num_samples = config.points
-    optimizer = make_optimizer(
-        config.optimizer, learning_rate=config.learning_rate, schedule=config.schedule, reweight=config.reweight,
-        num_samples=num_samples, **({"eta": config.rba_eta, "gamma": config.rba_gamma}
-                                    if config.reweight != "none" else {}),
-    )
+
+
+def init_models(config: RunConfig, problem: Problem, seeds: Sequence[int], dtype=None):
+    """K networks of one architecture, initialised from ``seeds`` (the model key of each seed's run), stacked.
+
+    Returns:
+        ``(model, params)``: one model (the structure) and the K models' parameters along a leading axis.
+
+    Example:
+        >>> import pinnkit
+        >>> model, params = init_models(RunConfig(width=8, depth=1), pinnkit.problems.get("helmholtz"), [0, 1])
+        >>> params.layers[0].weight.shape
+        (2, 8, 2)
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    models = [model_for(config, problem, _keys(seed)[0], dtype) for seed in seeds]
+    params = [eqx.filter(model, eqx.is_inexact_array) for model in models]
+    return models[0], jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *params)
+
+
+def run_stacked(config: RunConfig, built: Setup, seeds: Sequence[int], *, callback=None, checkpoint=None,
+                opt_state=None, start_step: int = 0, histories=None, params=None) -> list[TrainResult]:
+    """Train the config for several seeds at once on a shared set-up (inside the config's precision)."""
+    model, initial = init_models(config, built.problem, seeds, built.dtype)
+    params = initial if params is None else params
+    plan = build_plan(config.plan_spec(), reweight=config.reweight, num_samples=config.points,
+                      reweight_options=config.reweight_options, hold_every=config.hold_every,
+                      learning_rate=config.learning_rate, schedule=config.schedule)
     mesh = None
     if config.devices > 1:
         from pinnkit.distributed import data_mesh
 
         mesh = data_mesh(config.devices)
-    trainer = Trainer(problem, model, optimizer, points, snr_batches=config.snr_batches, snr_key=snr_key,
-                      mesh=mesh)
-    return problem, model, optimizer, points, trainer
+    return fit_stacked(
+        built.problem, model, plan, built.points, params, steps=config.steps, opt_state=opt_state, log=config.log,
+        probes=config.probes, snr_key=built.snr_key, start_step=start_step, histories=histories,
+        reference=built.reference, callback=callback, checkpoint=checkpoint, mesh=mesh)
 
 
 def run(
@@ -197,79 +295,106 @@ def run(
             and ends as one uninterrupted run would (same chunks, same history).
 
     Returns:
-        A :class:`pinnkit.train.TrainResult` covering all ``config.steps`` steps.
+        A :class:`pinnkit.TrainResult` covering all ``config.steps`` steps.
 
     Raises:
         ValueError: when ``resume_from`` is unreadable, corrupted, or saved from another configuration.
 
     Example:
-        >>> result = run(RunConfig(steps=20, points=200, width=8, depth=1, log_every=10, snr_batches=10))
+        >>> result = run(RunConfig(steps=20, points=200, width=8, depth=1, log=LogSchedule(10),
+        ...                        probes=Probes(snr_batches=10)))
         >>> result.status
         'completed'
     """
-    problem, model, optimizer, points, trainer = build(config)
-    opt_state, start_step, history = None, 0, None
-    if resume_from is not None:
-        from pinnkit.checkpoint import load_checkpoint
+    with jax.enable_x64(config.double_precision):
+        built = setup(config)
+        stacked_checkpoint = None
+        if checkpoint is not None:
+            def stacked_checkpoint(step, params, opt_state, histories):
+                model, _ = init_models(config, built.problem, [config.seed], built.dtype)
+                whole = eqx.combine(_unstack(params, 0), eqx.filter(model, eqx.is_inexact_array, inverse=True))
+                return checkpoint(step, whole, _unstack(opt_state, 0), histories[0])
 
-        _, like_state = trainer.init(model)
-        saved = load_checkpoint(resume_from, model, like_state, expected_config=config)
-        if saved.step > config.steps:
-            raise ValueError(f"checkpoint {saved.path} is at step {saved.step}, past steps={config.steps}")
-        model, opt_state, start_step, history = saved.model, saved.opt_state, saved.step, saved.history
-        if start_step == config.steps:
+        if resume_from is None:
+            (result,) = run_stacked(config, built, [config.seed], callback=callback, checkpoint=stacked_checkpoint)
+            return result
+        saved = _load_resume_state(config, built, resume_from)
+        if saved.step == config.steps:
             # Nothing left to train: the checkpoint is the finished run.
-            wall = history.last("wall_time_s") if len(history) else 0.0
-            return TrainResult(model, opt_state, history, "completed", start_step,
-                               wall if math.isfinite(wall) else 0.0, 0.0)
-    return fit(
-        problem, model, optimizer, points, steps=config.steps - start_step, log_every=config.log_every,
-        dense_until=config.dense_until, dense_every=config.dense_every, snr_batches=config.snr_batches,
-        information_every=config.information_every, callback=callback, trainer=trainer,
-        opt_state=opt_state, start_step=start_step, history=history, checkpoint=checkpoint,
-    )
+            history = saved.history
+            wall = history.last(columns.WALL_TIME) if len(history) else 0.0
+            compile_time = float(saved.extras.get("compile_time_s", 0.0) or 0.0)
+            return TrainResult(saved.model, saved.opt_state, history, "completed", saved.step,
+                               wall if math.isfinite(wall) else 0.0, compile_time, built.points)
+        stack = lambda tree: jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], tree)
+        (result,) = run_stacked(
+            config, built, [config.seed], callback=callback, checkpoint=stacked_checkpoint,
+            opt_state=stack(saved.opt_state), start_step=saved.step, histories=[saved.history],
+            params=stack(eqx.filter(saved.model, eqx.is_inexact_array)))
+        return result
 
 
-def summarize(config: RunConfig, result: TrainResult) -> dict[str, Any]:
-    """The scalar outcome of a run: errors, loss, time, detected transitions (JSON-ready)."""
+def initial_state(config: RunConfig, stage: int = 0):
+    """The seed's untrained model and a fresh optimizer state of plan stage ``stage`` (the shapes a checkpoint of
+    this config must have). Call inside ``jax.enable_x64(config.double_precision)``.
+
+    Example:
+        >>> model, state = initial_state(RunConfig(width=8, depth=1, reweight="rba", points=100))
+        >>> model.layers[0].weight.shape
+        (8, 2)
+    """
+    problem = problems.get(config.problem, **dict(config.problem_params))
+    dtype = jnp.float64 if config.double_precision else jnp.float32
+    model, _ = init_models(config, problem, [config.seed], dtype)
+    plan = build_plan(config.plan_spec(), reweight=config.reweight, num_samples=config.points,
+                      reweight_options=config.reweight_options, hold_every=config.hold_every,
+                      learning_rate=config.learning_rate, schedule=config.schedule)
+    return model, plan.stages[stage].optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+
+
+def _load_resume_state(config: RunConfig, built: Setup, resume_from):
+    from pinnkit.checkpoint import load_checkpoint, read_checkpoint_info
+
+    info = read_checkpoint_info(resume_from)
+    if info.step > config.steps:
+        raise ValueError(f"checkpoint {info.path} is at step {info.step}, past steps={config.steps}")
+    stage = int(info.history.last(columns.STAGE)) if columns.STAGE in info.history else 0
+    model, like_state = initial_state(config, stage)
+    return load_checkpoint(info.path, model, like_state, expected_config=config)
+
+
+def summarize(config: RunConfig, result: TrainResult, *, seed: int | None = None) -> dict[str, Any]:
+    """The scalar outcome of a run: errors, losses, times, detected transitions (JSON-ready; NaN where absent).
+
+    ``best_rel_l2`` is the lowest test error of any row: chosen with hindsight (training cannot see the test
+    error), reported to show how far the final error is from the best the run passed through.
+    """
+    from pinnkit.diagnostics.transitions import detect_transitions
+
     history = result.history
-    errors = history["rel_l2"] if "rel_l2" in history else np.array([np.nan])
+    errors = history[columns.REL_L2] if columns.REL_L2 in history else np.array([math.nan])
     finite = errors[np.isfinite(errors)]
+    wall = float(result.wall_time_s)
+    done = result.steps - (int(history[columns.STEP][0]) if len(history) else 0)
     summary: dict[str, Any] = {
         "problem": config.problem,
         "optimizer": config.optimizer,
+        "plan": config.plan_spec().describe(),
         "reweight": config.reweight,
-        "seed": config.seed,
+        "seed": config.seed if seed is None else seed,
+        "precision": "float64" if config.double_precision else "float32",
         "steps": int(result.steps),
         "rel_l2": float(finite[-1]) if finite.size else math.nan,
         "best_rel_l2": float(finite.min()) if finite.size else math.nan,
-        "final_loss": history.last("loss"),
-        "wall_time_s": float(result.wall_time_s),
+        "final_loss": history.last(columns.LOSS),
+        "final_mse": history.last(columns.MSE),
+        "wall_time_s": wall,
         "compile_time_s": float(result.compile_time_s),
-        "steps_per_s": float(result.steps / result.wall_time_s) if result.wall_time_s > 0 else math.nan,
+        "steps_per_s": float(done / wall) if wall > 0 else math.nan,
         "status": result.status,
+        "stage_starts": list(result.stage_starts),
     }
-    if "line_search_failures" in history:
-        summary["line_search_failures"] = int(np.nansum(history["line_search_failures"]))
+    if columns.LINE_SEARCH_FAILURES in history:
+        summary["line_search_failures"] = int(np.nansum(history[columns.LINE_SEARCH_FAILURES]))
     summary.update(detect_transitions(history))
     return summary
-
-
-EQUILIBRIUM_ORDER = 0.6
-EQUILIBRIUM_RISE = 1.0
-
-
-def detect_transitions(history) -> dict[str, int | None]:
-    """Diffusion and equilibrium onsets detected on a history's SNR (None where not found or not recorded)."""
-    from pinnkit.diagnostics import detect_phases
-
-    if "snr" not in history or np.isfinite(history["snr"]).sum() < 5:
-        return {"diffusion_start": None, "equilibrium_start": None}
-    kwargs = {}
-    if "rel_l2" in history:
-        kwargs = {"error_iterations": history["step"], "error": history["rel_l2"]}
-    # pinnkit's CPU-scale runs settle at an order of ~0.7-0.8 (SNR ~1) in equilibrium rather than the paper's 0.9-1
-    # after 1e5 GPU steps: accept a rise of at least one decade above the diffusion floor to SNR >= 0.75.
-    phases = detect_phases(history["step"], mean_norm=history["grad_mean_norm"], std_norm=history["grad_std_norm"],
-                           equilibrium_order=EQUILIBRIUM_ORDER, min_rise=EQUILIBRIUM_RISE, **kwargs)
-    return {"diffusion_start": phases.diffusion_start, "equilibrium_start": phases.equilibrium_start}

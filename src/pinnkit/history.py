@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -67,25 +68,104 @@ class History:
         return float(finite[-1]) if finite.size else math.nan
 
     def to_csv(self, path: str | os.PathLike) -> None:
-        """Write the history as CSV (atomically), full float precision."""
-        lines = [",".join(self._columns)]
+        """Write the history as CSV (atomically, UTF-8), full float precision; NaN is an empty cell.
+
+        Args:
+            path: the destination file.
+
+        Returns:
+            None.
+
+        Example:
+            >>> import pathlib, tempfile
+            >>> path = pathlib.Path(tempfile.mkdtemp()) / "history.csv"
+            >>> History([{"step": 1, "loss": 0.5}, {"step": 2}]).to_csv(path)
+            >>> path.read_text()
+            'step,loss\\n1,0.5\\n2,\\n'
+        """
+        header = io.StringIO()
+        csv.writer(header, lineterminator="").writerow(self._columns)  # quotes a name holding a comma
+        lines = [header.getvalue()]
         for index in range(self._length):
             lines.append(",".join(_format(self._columns[name][index]) for name in self._columns))
         atomic_write_text(path, "\n".join(lines) + "\n")
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> History:
-        """Read a history written by :meth:`to_csv` (ValueError naming the file if it is not one)."""
+        """Read a history written by :meth:`to_csv`.
+
+        UTF-8, with or without a byte-order mark; empty cells and ``nan`` are NaN; blank lines are skipped. A
+        file holding only the header gives an empty history with those columns (the caller decides whether
+        that is an error).
+
+        Args:
+            path: the CSV file.
+
+        Returns:
+            The history.
+
+        Raises:
+            ValueError: unreadable file, an empty file, a duplicated column, a row with more or fewer cells
+                than the header (a truncated or ragged row) or a cell that is not a number; the message names
+                the file (and the line), control characters escaped.
+
+        Example:
+            >>> import pathlib, tempfile
+            >>> path = pathlib.Path(tempfile.mkdtemp()) / "history.csv"
+            >>> _ = path.write_bytes(b"\\xef\\xbb\\xbfstep,loss\\n1,0.5\\n2,\\n")
+            >>> History.from_csv(path)["loss"].tolist()
+            [0.5, nan]
+            >>> _ = path.write_text("step,loss\\n1,0.5\\n2\\n")
+            >>> History.from_csv(path)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            ValueError: history '...history.csv', line 3: 1 cell(s) but the header has 2 (truncated or ragged row)
+        """
         path = Path(path)
+        shown = _show(path)
+        if "\0" in str(path):
+            raise ValueError(f"cannot read history {shown}: the name contains a NUL byte")
+        reader = None
         try:
-            with path.open(newline="") as stream:
-                reader = csv.DictReader(stream)
-                rows = [{key: _parse(value) for key, value in row.items()} for row in reader]
-        except (OSError, UnicodeDecodeError, csv.Error) as error:
-            raise ValueError(f"cannot read history {path}: {error}") from None
-        except ValueError as error:
-            raise ValueError(f"{path} is not a pinnkit history: {error}") from None
-        return cls(rows)
+            with path.open(encoding="utf-8-sig", newline="") as stream:
+                reader = csv.reader(stream, strict=True)  # strict: a cut quoted cell is an error
+                header = next(reader, None)
+                if header is None:
+                    raise ValueError(f"history {shown} is empty: not a pinnkit history (no header)")
+                seen: set[str] = set()
+                for name in header:
+                    if name in seen:
+                        raise ValueError(f"history {shown}: column {_show(name)} appears twice in the header")
+                    seen.add(name)
+                columns: list[list[float]] = [[] for _ in header]
+                for row in reader:
+                    line = reader.line_num
+                    if not row:
+                        continue  # a blank line
+                    if len(row) != len(header):
+                        raise ValueError(
+                            f"history {shown}, line {line}: {len(row)} cell(s) but the header has {len(header)} "
+                            "(truncated or ragged row)"
+                        )
+                    for index, cell in enumerate(row):
+                        try:
+                            columns[index].append(_parse(cell))
+                        except ValueError:
+                            raise ValueError(
+                                f"history {shown}, line {line}, column {_show(header[index])}: not a number: "
+                                f"{_show(cell[:40])}"
+                            ) from None
+        except csv.Error as error:
+            line = reader.line_num if reader is not None else 1
+            raise ValueError(f"history {shown}, line {line}: malformed CSV ({_show(str(error))})") from None
+        except UnicodeDecodeError as error:
+            raise ValueError(f"history {shown} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+        except OSError as error:
+            raise ValueError(f"cannot read history {shown}: {error.strerror or error}") from None
+        history = cls()
+        history._columns = {name: column for name, column in zip(header, columns, strict=True)}
+        history._length = len(columns[0]) if columns else 0
+        return history
 
 
 def _format(value: float) -> str:
@@ -100,3 +180,8 @@ def _parse(value: str | None) -> float:
     if value is None or value == "" or value.lower() == "nan":
         return math.nan
     return float(value)
+
+
+def _show(text: object) -> str:
+    """Quoted for a message, control characters and NUL bytes escaped."""
+    return repr(os.fsdecode(text) if isinstance(text, bytes | os.PathLike) else str(text))

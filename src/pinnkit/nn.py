@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 __all__ = ["MLP", "ModifiedMLP", "FourierFeatures", "xavier_normal", "ACTIVATIONS"]
@@ -56,44 +57,61 @@ def _linear(in_size: int, out_size: int, key: PRNGKeyArray, dtype) -> eqx.nn.Lin
 
 
 class FourierFeatures(eqx.Module):
-    """Random Fourier feature embedding x -> [cos(B x), sin(B x)] with fixed B ~ N(0, scale^2).
+    """Random Fourier feature embedding x -> [cos(B x), sin(B x)] with a fixed B ~ N(0, scale^2).
 
-    ``B`` is not trained: the forward pass stops its gradient, so an optimizer sees a zero gradient for it.
+    ``B`` is a constant of the module (a static field), not a parameter: no optimizer ever sees or moves it.
 
     Example:
         >>> import jax
         >>> embed = FourierFeatures(2, 32, scale=1.0, key=jax.random.key(0))
         >>> embed(jax.numpy.zeros(2)).shape
         (64,)
+        >>> jax.tree_util.tree_leaves(embed)
+        []
     """
 
-    frequencies: Float[Array, "features in_size"]
+    # A nested tuple: hashable, so Equinox can keep it out of the parameters.
+    frequencies: tuple[tuple[float, ...], ...] = eqx.field(static=True)
 
     def __init__(self, in_size: int, num_features: int, *, scale: float = 1.0, key: PRNGKeyArray, dtype=None):
         if num_features <= 0:
             raise ValueError(f"num_features must be positive, got {num_features}")
         dtype = dtype or jnp.zeros(()).dtype
-        self.frequencies = scale * jax.random.normal(key, (num_features, in_size), dtype)
+        drawn = scale * jax.random.normal(key, (num_features, in_size), dtype)
+        self.frequencies = tuple(tuple(float(value) for value in row) for row in np.asarray(drawn))
 
     @property
     def out_size(self) -> int:
-        return 2 * self.frequencies.shape[0]
+        return 2 * len(self.frequencies)
 
     def __call__(self, x: Float[Array, " in_size"]) -> Float[Array, " out_size"]:
-        projected = jax.lax.stop_gradient(self.frequencies) @ x
+        projected = jnp.asarray(self.frequencies, x.dtype) @ x
         return jnp.concatenate([jnp.cos(projected), jnp.sin(projected)])
 
 
 class _InputMap(eqx.Module):
-    """Affine map of the problem's domain onto [-1, 1]^d, then an optional Fourier embedding."""
+    """Affine map of the problem's domain onto [-1, 1]^d, then an optional Fourier embedding.
 
-    lower: Array | None
-    upper: Array | None
+    The bounds are constants (static fields): the map is part of the network's definition, not a trainable layer.
+    """
+
+    lower: tuple[float, ...] | None = eqx.field(static=True)
+    upper: tuple[float, ...] | None = eqx.field(static=True)
     fourier: FourierFeatures | None
 
+    def scale_and_shift(self, dtype) -> tuple[Array, Array] | None:
+        """``(scale, shift)`` with ``mapped = x * scale + shift``, or None without bounds."""
+        if self.lower is None:
+            return None
+        lower = np.asarray(self.lower, float)
+        upper = np.asarray(self.upper, float)
+        scale = 2.0 / (upper - lower)
+        return jnp.asarray(scale, dtype), jnp.asarray(-1.0 - lower * scale, dtype)
+
     def __call__(self, x: Array) -> Array:
-        if self.lower is not None:
-            x = 2.0 * (x - self.lower) / (self.upper - self.lower) - 1.0
+        affine = self.scale_and_shift(x.dtype)
+        if affine is not None:
+            x = x * affine[0] + affine[1]
         if self.fourier is not None:
             x = self.fourier(x)
         return x
@@ -102,11 +120,14 @@ class _InputMap(eqx.Module):
 def _input_map(in_size, domain, fourier_features, fourier_scale, key, dtype) -> tuple[_InputMap, int]:
     lower = upper = None
     if domain is not None:
-        lower, upper = (jnp.asarray(bound, dtype) for bound in domain)
+        lower, upper = (np.asarray(bound, float) for bound in domain)
         if lower.shape != (in_size,) or upper.shape != (in_size,):
             raise ValueError(f"domain bounds must have shape ({in_size},), got {lower.shape} and {upper.shape}")
-        if not bool(jnp.all(upper > lower)):
+        if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
+            raise ValueError(f"domain bounds must be finite, got {domain}")
+        if not np.all(upper > lower):
             raise ValueError(f"domain upper bounds must exceed lower bounds, got {domain}")
+        lower, upper = tuple(float(v) for v in lower), tuple(float(v) for v in upper)
     fourier = None
     width_in = in_size
     if fourier_features:

@@ -1,17 +1,39 @@
-"""Named optimizers for the CLI and comparisons: optax transforms with the paper's schedule and optional reweighting."""
+"""Named optimizers for plans, the CLI and comparisons: optax transforms with the paper's schedule, behind an
+optional reweighting transform.
+
+========== ============================================================================================
+name       transform
+========== ============================================================================================
+adam       ``optax.adam`` (the paper: 1e-3, x0.9 every 5000 steps)
+sgd        ``optax.sgd`` with heavy-ball momentum
+lbfgs      ``optax.lbfgs`` (memory 10, zoom line search; one step = one iteration, line search included)
+bfgs       :func:`pinnkit.quasi_newton.bfgs` (dense inverse Hessian, zoom line search)
+ssbfgs     :func:`pinnkit.quasi_newton.ssbfgs` (self-scaled BFGS)
+ssbroyden  :func:`pinnkit.quasi_newton.ssbroyden` (self-scaled Broyden)
+========== ============================================================================================
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import optax
 
-__all__ = ["OPTIMIZERS", "REWEIGHTINGS", "paper_schedule", "make_optimizer", "is_line_search"]
+__all__ = [
+    "DEFAULT_LEARNING_RATES", "FIRST_ORDER_OPTIMIZERS", "LINE_SEARCH_OPTIMIZERS", "MAX_LEARNING_RATE", "OPTIMIZERS",
+    "REWEIGHTINGS", "SCHEDULES", "make_optimizer", "make_reweighting", "paper_schedule",
+]
 
-OPTIMIZERS = ("adam", "sgd", "lbfgs")
-REWEIGHTINGS = ("none", "rba", "gradient-aware")
-DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 1e-3, "lbfgs": None}
+FIRST_ORDER_OPTIMIZERS = ("adam", "sgd")
+LINE_SEARCH_OPTIMIZERS = ("lbfgs", "bfgs", "ssbfgs", "ssbroyden")
+OPTIMIZERS = FIRST_ORDER_OPTIMIZERS + LINE_SEARCH_OPTIMIZERS
+REWEIGHTINGS = ("none", "rba", "vrba", "gradient-aware")
+SCHEDULES = ("paper", "constant")
+DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 1e-3}
+# A step size beyond this is not a learning rate of a PINN optimizer but a typo; it only produces overflow.
+MAX_LEARNING_RATE = 100.0
 
 
 def paper_schedule(learning_rate: float = 1e-3, *, decay_rate: float = 0.9, every: int = 5000) -> optax.Schedule:
@@ -22,13 +44,34 @@ def paper_schedule(learning_rate: float = 1e-3, *, decay_rate: float = 0.9, ever
         >>> float(schedule(0)), round(float(schedule(10_000)), 10)
         (0.001, 0.00081)
     """
-    if not (math.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be positive and finite, got {learning_rate}")
+    _check_learning_rate(learning_rate)
     if not 0 < decay_rate <= 1:
         raise ValueError(f"decay_rate must lie in (0, 1], got {decay_rate}")
     if not isinstance(every, int) or every <= 0:
         raise ValueError(f"every must be a positive int, got {every!r}")
     return optax.exponential_decay(learning_rate, every, decay_rate, staircase=True)
+
+
+def _check_learning_rate(learning_rate: Any) -> None:
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float) or not (
+            math.isfinite(learning_rate) and 0 < learning_rate <= MAX_LEARNING_RATE):
+        raise ValueError(f"learning rate must be a number in (0, {MAX_LEARNING_RATE:g}], got {learning_rate!r}")
+
+
+def make_reweighting(name: str, num_samples: int | Mapping[str, int], **options: Any):
+    """The reweighting transform called ``name`` (``"rba"``, ``"vrba"``, ``"gradient-aware"``).
+
+    Example:
+        >>> transform = make_reweighting("rba", 10, eta=0.01)
+        >>> transform.init(None).weights.shape
+        (10,)
+    """
+    from pinnkit import reweight
+
+    if name not in REWEIGHTINGS or name == "none":
+        raise ValueError(f"unknown reweighting {name!r}; choose one of {list(REWEIGHTINGS[1:])}")
+    build = {"rba": reweight.rba, "vrba": reweight.vrba, "gradient-aware": reweight.gradient_aware_rba}[name]
+    return build(num_samples, **options)
 
 
 def make_optimizer(
@@ -38,45 +81,53 @@ def make_optimizer(
     schedule: str = "paper",
     reweight: str = "none",
     num_samples: int | Mapping[str, int] | None = None,
+    reweight_options: Mapping[str, Any] | None = None,
+    hold_every: int | None = 1,
     momentum: float = 0.9,
     memory_size: int = 10,
-    **reweight_options,
 ) -> optax.GradientTransformationExtraArgs:
-    """An optax optimizer by name, optionally behind a sample-reweighting transform.
+    """An optax optimizer by name (see the module table), optionally behind a sample-reweighting transform.
 
     Args:
-        name: ``"adam"``, ``"sgd"`` (heavy-ball momentum ``momentum``) or ``"lbfgs"`` (``optax.lbfgs`` with its zoom
-            line search; one step is one L-BFGS iteration, line search included).
-        learning_rate: base learning rate of first-order methods (default 1e-3); ignored for L-BFGS unless given,
-            in which case it scales the line-search step.
+        name: one of :data:`OPTIMIZERS`.
+        learning_rate: base learning rate of first-order methods (default 1e-3); for line-search methods it
+            scales the step the line search starts from (default: none, the line search alone decides).
         schedule: ``"paper"`` (x0.9 every 5000 steps) or ``"constant"``; first-order methods only.
-        reweight: ``"none"``, ``"rba"`` or ``"gradient-aware"``.
-        num_samples: number of reweighted samples (required when ``reweight`` is not ``"none"``).
-        momentum: SGD momentum.
+        reweight: one of :data:`REWEIGHTINGS`.
+        num_samples: number of reweighted samples (required with reweighting).
+        reweight_options: options of the reweighting transform (``eta``, ``gamma``, ...).
+        hold_every: advance the reweighting weights once every this many updates (None: never: they stay as they
+            come into the stage; see ``pinnkit.reweight.hold_weights``). 1: every update.
+        momentum: SGD's heavy-ball momentum.
         memory_size: L-BFGS memory.
-        **reweight_options: passed to the reweighting transform (``eta``, ``gamma``, ...).
 
     Returns:
         An ``optax.GradientTransformationExtraArgs``.
 
     Example:
+        >>> import jax.numpy as jnp
         >>> optimizer = make_optimizer("adam", reweight="rba", num_samples=100)
-        >>> state = optimizer.init({"w": jax.numpy.zeros(3)})  # doctest: +SKIP
+        >>> len(optimizer.init({"w": jnp.zeros(3)}))
+        2
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
     if reweight not in REWEIGHTINGS:
         raise ValueError(f"unknown reweighting {reweight!r}; choose one of {list(REWEIGHTINGS)}")
-    if schedule not in ("paper", "constant"):
-        raise ValueError(f"unknown schedule {schedule!r}; choose 'paper' or 'constant'")
-    if learning_rate is not None and not (math.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be positive and finite, got {learning_rate}")
-    if not (math.isfinite(momentum) and 0 <= momentum < 1):
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
-    if not isinstance(memory_size, int) or memory_size <= 0:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}")
+    if learning_rate is not None:
+        _check_learning_rate(learning_rate)
+    if isinstance(momentum, bool) or not isinstance(momentum, int | float) or not 0 <= momentum < 1:
+        raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+    if isinstance(memory_size, bool) or not isinstance(memory_size, int) or memory_size <= 0:
         raise ValueError(f"memory_size must be a positive int, got {memory_size!r}")
     if name == "lbfgs":
         base = optax.lbfgs(learning_rate=learning_rate, memory_size=memory_size)
+    elif name in LINE_SEARCH_OPTIMIZERS:
+        from pinnkit import quasi_newton
+
+        base = getattr(quasi_newton, name)(learning_rate=learning_rate)
     else:
         rate = learning_rate if learning_rate is not None else DEFAULT_LEARNING_RATES[name]
         rate = paper_schedule(rate) if schedule == "paper" else rate
@@ -85,16 +136,9 @@ def make_optimizer(
         return optax.with_extra_args_support(base)
     if num_samples is None:
         raise ValueError(f"reweight={reweight!r} needs num_samples")
-    from pinnkit.reweight import gradient_aware_rba, rba
+    transform = make_reweighting(reweight, num_samples, **dict(reweight_options or {}))
+    if hold_every != 1:
+        from pinnkit.reweight import hold_weights
 
-    transform = rba if reweight == "rba" else gradient_aware_rba
-    return optax.chain(transform(num_samples, **reweight_options), base)
-
-
-def is_line_search(opt_state) -> bool:
-    """Whether an optimizer state contains an optax line search (L-BFGS style steps need ``value_fn``)."""
-    import jax
-
-    kinds = (optax.ScaleByZoomLinesearchState, optax.ScaleByBacktrackingLinesearchState)
-    leaves = jax.tree_util.tree_leaves(opt_state, is_leaf=lambda node: isinstance(node, kinds))
-    return any(isinstance(leaf, kinds) for leaf in leaves)
+        transform = hold_weights(transform, every=hold_every)
+    return optax.chain(transform, base)

@@ -9,19 +9,18 @@ Layout of a comparison folder::
     arrays/weights_<run>.npz   final sample weights of each reweighted run (seed 0) and their points
     figures/*.png              drawn from the files above by :func:`draw_figures` (``pinnkit plot DIR``)
 
-The folder is assembled under a temporary name beside its destination and renamed into place at the end, so an
-interrupted run never leaves a half-written result folder.
+Every file is written atomically; ``results.csv`` comes last, so a folder that has it is complete. The CLI
+writes into a folder it has claimed (:mod:`pinnkit.outputs`): a new folder, or a staging folder that replaces an
+old output only once complete.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
-import shutil
-import tempfile
+import zipfile
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -29,15 +28,17 @@ from typing import Any
 
 import numpy as np
 
+from pinnkit import jsonio
 from pinnkit.atomic import atomic_open, atomic_write_text
 from pinnkit.compare import CompareConfig, CompareRun, aggregate
 from pinnkit.history import History
 
-__all__ = ["RESULT_COLUMNS", "save_comparison", "draw_figures", "load_comparison", "versions"]
+__all__ = ["RESULT_COLUMNS", "draw_figures", "load_comparison", "save_comparison", "versions", "write_comparison"]
 
 RESULT_COLUMNS = [
-    "problem", "optimizer", "reweight", "seed", "steps", "rel_l2", "best_rel_l2", "final_loss", "wall_time_s",
-    "steps_per_s", "compile_time_s", "diffusion_start", "equilibrium_start", "line_search_failures", "status",
+    "name", "problem", "optimizer", "plan", "reweight", "seed", "precision", "steps", "rel_l2", "best_rel_l2",
+    "final_loss", "final_mse", "wall_time_s", "steps_per_s", "compile_time_s", "diffusion_start",
+    "equilibrium_start", "line_search_failures", "status",
 ]
 
 
@@ -52,18 +53,6 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        return _json_ready(value.item())
-    return value
-
-
 def _rows_csv(rows: Sequence[dict[str, Any]]) -> str:
     stream = io.StringIO()
     writer = csv.DictWriter(stream, fieldnames=RESULT_COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -73,15 +62,14 @@ def _rows_csv(rows: Sequence[dict[str, Any]]) -> str:
     return stream.getvalue()
 
 
-def save_comparison(out_dir: str | os.PathLike, config: CompareConfig, runs: Sequence[CompareRun], *,
-                    overwrite: bool = False, figures: bool = True, extra: dict[str, Any] | None = None) -> Path:
-    """Write a comparison to ``out_dir`` (see the module docstring for the layout).
+def write_comparison(folder: str | os.PathLike, config: CompareConfig, runs: Sequence[CompareRun], *,
+                     figures: bool = True, extra: dict[str, Any] | None = None) -> Path:
+    """Write a comparison's files into an existing (empty) folder, each file atomically.
 
     Args:
-        out_dir: destination folder; it must not exist unless ``overwrite``.
+        folder: the folder (see the module docstring for the layout).
         config: the comparison's configuration.
         runs: the runs returned by :func:`pinnkit.compare.compare`.
-        overwrite: replace an existing folder.
         figures: also draw the figures.
         extra: more entries for summary.json.
 
@@ -91,80 +79,125 @@ def save_comparison(out_dir: str | os.PathLike, config: CompareConfig, runs: Seq
     from pinnkit import problems
     from pinnkit.reweight import sample_weights
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise ValueError(f"output folder {str(out_dir)!r} exists (pass overwrite=True)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
-    try:
-        (staging / "histories").mkdir()
-        (staging / "arrays").mkdir()
-        rows = [dict(run.row, name=run.name) for run in runs]
-        atomic_write_text(staging / "results.csv", _rows_csv(rows))
-        for run in runs:
-            run.history.to_csv(staging / "histories" / f"{run.name}.csv")
-        summary = {"config": config.to_dict(), "versions": versions(), "lbfgs_step": (
-            "one L-BFGS step is one optax.lbfgs iteration: a two-loop direction plus its zoom line search "
-            "(up to 20 loss/gradient evaluations)"), "table": aggregate(rows), "runs": rows}
-        summary.update(extra or {})
-        atomic_write_text(staging / "summary.json", json.dumps(_json_ready(summary), indent=2) + "\n")
-        problem = problems.get(config.problem, **dict(config.problem_params))
-        finite = [run for run in runs if math.isfinite(run.row["rel_l2"])]
-        if finite:
-            best = min(finite, key=lambda run: run.row["rel_l2"])
-            reference = problem.reference()
-            grid = reference.grid_points()
-            observed = np.asarray(problem.observe(best.result.model, np.asarray(grid, np.float32)))
-            shape = tuple(len(axis) for axis in reference.axes)
-            predicted = np.asarray(problem.error_quantity(observed)).reshape(shape)
-            target = np.asarray(problem.error_quantity(reference.values.reshape(len(grid), -1))).reshape(shape)
-            np.savez(staging / "arrays" / "fields.npz", axis0=reference.axes[0], axis1=reference.axes[1],
-                     predicted=predicted, reference=target, run=best.name,
-                     input_names=np.array(problem.input_names))
-        points = None
-        for run in runs:
-            weights = sample_weights(run.result.opt_state)
-            if weights is None or run.row["seed"] != 0:
-                continue
-            if points is None:
-                from pinnkit.experiment import build
+    folder = Path(folder)
+    (folder / "histories").mkdir(exist_ok=True)
+    (folder / "arrays").mkdir(exist_ok=True)
+    rows = [dict(run.row, name=run.name) for run in runs]
+    for run in runs:
+        run.history.to_csv(folder / "histories" / f"{run.name}.csv")
+    summary = {"config": config.to_dict(), "versions": versions(), "line_search_step": (
+        "one step of a line-search optimizer (lbfgs, bfgs, ssbfgs, ssbroyden) is one iteration: a quasi-Newton "
+        "direction plus its zoom line search (up to 20 loss/gradient evaluations)"),
+        "best_rel_l2": "the lowest test error of any history row, chosen with hindsight",
+        "table": aggregate(rows), "runs": rows}
+    summary.update(extra or {})
+    atomic_write_text(folder / "summary.json", jsonio.dumps(summary, indent=2) + "\n")
+    problem = problems.get(config.problem, **dict(config.problem_params))
+    finite = [run for run in runs if math.isfinite(run.row["rel_l2"])]
+    if finite:
+        best = min(finite, key=lambda run: run.row["rel_l2"])
+        reference = problem.reference()
+        predicted = _prediction(problem, best.result.model, reference)
+        grid = reference.grid_points()
+        shape = tuple(len(axis) for axis in reference.axes)
+        target = np.asarray(problem.error_quantity(reference.values.reshape(len(grid), -1))).reshape(shape)
+        _save_arrays(folder / "arrays" / "fields.npz", axis0=reference.axes[0], axis1=reference.axes[1],
+                     predicted=predicted, reference=target, run=best.name, input_names=np.array(problem.input_names))
+    term = problem.collocation_terms[0]
+    for run in runs:
+        weights = sample_weights(run.result.opt_state)
+        if weights is None or run.row["seed"] != 0:
+            continue
+        values = weights if not isinstance(weights, dict) else weights[term]
+        _save_arrays(folder / "arrays" / f"weights_{run.name}.npz", points=np.asarray(run.result.points[term]),
+                     weights=np.asarray(values), input_names=np.array(problem.input_names))
+    # results.csv last: a folder that has it is complete.
+    atomic_write_text(folder / "results.csv", _rows_csv(rows))
+    if figures:
+        draw_figures(folder)
+    return folder
 
-                _, _, _, sampled, _ = build(config.run_config("adam", "none", 0, steps=1))
-                points = np.asarray(sampled[problem.collocation_terms[0]])
-            values = weights if not isinstance(weights, dict) else weights[problem.collocation_terms[0]]
-            np.savez(staging / "arrays" / f"weights_{run.name}.npz", points=points, weights=np.asarray(values),
-                     input_names=np.array(problem.input_names))
-        if figures:
-            draw_figures(staging)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out_dir
+
+def _prediction(problem, model, reference) -> np.ndarray:
+    """The model's error quantity on the reference grid, in the model's own precision."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    dtype = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))[0].dtype
+    grid = reference.grid_points()
+    with jax.enable_x64(dtype == np.float64):
+        observed = problem.observe(model, jnp.asarray(grid, dtype))
+        values = np.asarray(problem.error_quantity(observed))
+    return values.reshape(tuple(len(axis) for axis in reference.axes))
+
+
+def _save_arrays(path: Path, **arrays) -> None:
+    with atomic_open(path, "wb") as stream:
+        np.savez(stream, **arrays)
+
+
+def save_comparison(out_dir: str | os.PathLike, config: CompareConfig, runs: Sequence[CompareRun], *,
+                    overwrite: bool = False, figures: bool = True, extra: dict[str, Any] | None = None) -> Path:
+    """Write a comparison to a folder that pinnkit claims (see :func:`pinnkit.outputs.claim_output`).
+
+    Args:
+        out_dir: destination; it must not exist, unless ``overwrite`` and it holds a finished comparison.
+        config: the comparison's configuration.
+        runs: the runs returned by :func:`pinnkit.compare.compare`.
+        overwrite: replace an existing comparison folder (atomically: the new one is complete first).
+        figures: also draw the figures.
+        extra: more entries for summary.json.
+
+    Returns:
+        The folder.
+    """
+    from pinnkit.outputs import claim_output
+
+    with claim_output(out_dir, kind="compare", overwrite=overwrite) as claim:
+        write_comparison(claim.folder, config, runs, figures=figures, extra=extra)
+        return claim.commit()
 
 
 def load_comparison(folder: str | os.PathLike) -> tuple[list[dict[str, Any]], dict[str, History]]:
-    """The result rows and histories of a comparison folder (ValueError naming what is missing)."""
+    """The result rows and histories of a comparison folder.
+
+    Raises:
+        ValueError: naming the file that is missing, truncated or not what pinnkit writes.
+    """
     folder = Path(folder)
     results = folder / "results.csv"
     if not results.is_file():
         raise ValueError(f"{str(folder)!r} is not a comparison folder: {results.name} is missing")
-    with results.open(newline="") as stream:
-        rows = list(csv.DictReader(stream))
-    if not rows or "optimizer" not in rows[0]:
-        raise ValueError(f"{results} has no result rows")
-    json_rows = json.loads((folder / "summary.json").read_text())["runs"] if (folder / "summary.json").is_file() \
-        else rows
+    try:
+        with results.open(newline="", encoding="utf-8-sig") as stream:
+            rows = list(csv.DictReader(stream))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"cannot read {results}: {error}") from None
+    required = ("name", "optimizer", "reweight", "seed")
+    if not rows or any(column not in rows[0] for column in required):
+        raise ValueError(f"{results} has no result rows (it needs the columns {list(required)})")
+    for line, row in enumerate(rows, start=2):
+        if None in row or any(row.get(column) in (None, "") for column in required):
+            raise ValueError(f"{results} is truncated or malformed at line {line}")
     histories = {}
-    for row in json_rows:
-        name = row["name"]
-        path = folder / "histories" / f"{name}.csv"
+    for row in rows:
+        path = folder / "histories" / f"{row['name']}.csv"
         if not path.is_file():
             raise ValueError(f"history {path} is missing")
-        histories[name] = History.from_csv(path)
-    return json_rows, histories
+        history = History.from_csv(path)
+        if len(history) == 0 or "step" not in history:
+            raise ValueError(f"history {path} holds no rows")
+        histories[row["name"]] = history
+    return rows, histories
+
+
+def _load_arrays(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"cannot read {path}: it is truncated or not a pinnkit array file ({error})") from None
 
 
 def draw_figures(folder: str | os.PathLike) -> list[Path]:
@@ -188,11 +221,11 @@ def draw_figures(folder: str | os.PathLike) -> list[Path]:
     arrays = folder / "arrays"
     fields = arrays / "fields.npz"
     if fields.is_file():
-        data = np.load(fields)
+        data = _load_arrays(fields)
         save(plot_fields((data["axis0"], data["axis1"]), data["predicted"], data["reference"],
                          input_names=tuple(data["input_names"]), title=str(data["run"])), "fields_best_run.png")
     for path in sorted(arrays.glob("weights_*.npz")):
-        data = np.load(path)
+        data = _load_arrays(path)
         run = path.stem.removeprefix("weights_")
         save(plot_weights(data["points"], data["weights"], input_names=tuple(data["input_names"]),
                           title=f"final weights: {run}"), f"weights_{run}.png")

@@ -268,8 +268,64 @@ def _smooth(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Smoothed values and, per record, the index one past the last record its window reads."""
     lo, hi = _windows(log_time, half_width, min_records)
-    smoothed = np.array([np.median(log_snr[a:b]) for a, b in zip(lo, hi, strict=True)])
-    return smoothed, hi
+    return _window_medians(np.asarray(log_snr, dtype=float), lo, hi), hi
+
+
+def _window_medians(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``np.median(values[lo[i]:hi[i]])`` for every i, the same floats, in O((n + m) log n) for m windows.
+
+    Each window median is one or two order statistics of its slice, found with a wavelet matrix over the
+    ranks of ``values`` (the k-th smallest of a slice: one descent of log2(n) levels, vectorised over all
+    windows at once). As in :func:`numpy.median`: an odd window gives its middle value, an even one the mean
+    of its two middle values computed as ``(a + b) / 2``, a window holding a NaN gives NaN and an empty one NaN.
+    (Where a window's middle is a tie of ``0.0`` and ``-0.0`` the sign of the zero may differ.)
+    """
+    values = np.asarray(values, dtype=float)
+    lo = np.clip(np.asarray(lo, dtype=np.int64), 0, values.size)  # window bounds are record indices in [0, n]
+    hi = np.clip(np.asarray(hi, dtype=np.int64), 0, values.size)
+    size = hi - lo
+    out = np.full(lo.shape, np.nan)
+    usable = size > 0
+    if values.size == 0 or not usable.any():
+        return out
+    nan_before = np.concatenate([[0], np.cumsum(np.isnan(values))])
+    usable &= nan_before[hi] == nan_before[lo]
+    order = np.argsort(values, kind="stable")  # NaN last; ties keep their record order
+    ranks = np.empty(values.size, dtype=np.int64)
+    ranks[order] = np.arange(values.size)
+    where = np.flatnonzero(usable)
+    a, b, m = lo[where], hi[where], size[where]
+    both = _kth_smallest(ranks, np.concatenate([a, a]), np.concatenate([b, b]), np.concatenate([(m - 1) // 2, m // 2]))
+    lower, upper = values[order[both[: where.size]]], values[order[both[where.size :]]]
+    with np.errstate(over="ignore", invalid="ignore"):
+        out[where] = np.where(m % 2 == 1, lower, (lower + upper) / 2)
+    return out
+
+
+def _kth_smallest(ranks: np.ndarray, lo: np.ndarray, hi: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The ``k[i]``-th smallest (from 0) of ``ranks[lo[i]:hi[i]]``, ``ranks`` a permutation of 0..n-1.
+
+    A wavelet matrix built and queried one bit level at a time (most significant first): at each level the
+    sequence is stably partitioned by the bit (zeros first) and each query range follows its k-th element.
+    """
+    n = ranks.size
+    answer = np.zeros(lo.shape, dtype=np.int64)
+    current = ranks
+    lo, hi, k = lo.copy(), hi.copy(), k.copy()
+    zeros_before = np.zeros(n + 1, dtype=np.int64)
+    for level in range(max(int(n - 1).bit_length(), 1) - 1, -1, -1):
+        is_zero = ((current >> level) & 1) == 0
+        np.cumsum(is_zero, out=zeros_before[1:])
+        total_zeros = zeros_before[-1]
+        zeros_lo, zeros_hi = zeros_before[lo], zeros_before[hi]
+        zeros_in = zeros_hi - zeros_lo
+        right = k >= zeros_in
+        k = np.where(right, k - zeros_in, k)
+        lo = np.where(right, total_zeros + lo - zeros_lo, zeros_lo)
+        hi = np.where(right, total_zeros + hi - zeros_hi, zeros_hi)
+        answer |= right.astype(np.int64) << level
+        current = np.concatenate([current[is_zero], current[~is_zero]])
+    return answer
 
 
 def paper_smoothed_snr(

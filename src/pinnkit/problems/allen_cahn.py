@@ -53,8 +53,10 @@ class AllenCahn(Problem):
         for name in ("initial_points", "boundary_points", "num_x", "num_t"):
             if getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be > 1, got {getattr(self, name)}")
-        if self.diffusion <= 0:
-            raise ValueError(f"diffusion must be positive, got {self.diffusion}")
+        if not 0 < self.diffusion <= 1000:
+            raise ValueError(f"diffusion must lie in (0, 1000], got {self.diffusion}")
+        if abs(self.reaction) > 1000:
+            raise ValueError(f"reaction must satisfy |reaction| <= 1000, got {self.reaction}")
 
     def constraint_points(self, key):
         x = -1.0 + 2.0 * jnp.arange(self.initial_points) / self.initial_points
@@ -63,6 +65,15 @@ class AllenCahn(Problem):
             t = jax.random.uniform(key, (self.boundary_points,))
             points["bc"] = jnp.stack([-jnp.ones_like(t), t], axis=1)
         return points
+
+    def constraint_counts(self) -> dict[str, int]:
+        counts = {"ic": self.initial_points}
+        if self.periodic_loss:
+            counts["bc"] = 2 * self.boundary_points
+        return counts
+
+    def reference_size(self) -> int:
+        return self.num_x * self.num_t
 
     def residuals(self, model, points):
         u = scalar_output(model)

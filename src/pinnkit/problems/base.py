@@ -127,6 +127,14 @@ class Problem(abc.ABC):
     def constraint_points(self, key: PRNGKeyArray) -> Points:
         """Points of the initial/boundary terms, by term name."""
 
+    @abc.abstractmethod
+    def constraint_counts(self) -> dict[str, int]:
+        """The number of points of each initial/boundary term (without making them)."""
+
+    @abc.abstractmethod
+    def reference_size(self) -> int:
+        """The number of points of the reference grid (without solving)."""
+
     # ----- physics ---------------------------------------------------------------------------------------------
     @abc.abstractmethod
     def residuals(self, model: Model, points: Points) -> Residuals:

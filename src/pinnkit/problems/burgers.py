@@ -38,8 +38,8 @@ class Burgers(Problem):
     upper_bounds = (1.0, 1.0)
 
     def validate(self) -> None:
-        if self.viscosity <= 0:
-            raise ValueError(f"viscosity must be positive, got {self.viscosity}")
+        if not 0 < self.viscosity <= 1000:
+            raise ValueError(f"viscosity must lie in (0, 1000], got {self.viscosity}")
         for name in ("initial_points", "boundary_points", "num_x", "num_t"):
             if getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be > 1, got {getattr(self, name)}")
@@ -52,6 +52,12 @@ class Burgers(Problem):
             "ic": jnp.stack([x, jnp.zeros_like(x)], axis=1),
             "bc": jnp.stack([side, t], axis=1),
         }
+
+    def constraint_counts(self) -> dict[str, int]:
+        return {"ic": self.initial_points, "bc": self.boundary_points}
+
+    def reference_size(self) -> int:
+        return self.num_x * self.num_t
 
     def residuals(self, model, points):
         u = scalar_output(model)

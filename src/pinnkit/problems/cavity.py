@@ -40,8 +40,8 @@ class Cavity(Problem):
     collocation_terms = ("momentum_x", "momentum_y")
 
     def validate(self) -> None:
-        if self.reynolds <= 0:
-            raise ValueError(f"reynolds must be positive, got {self.reynolds}")
+        if not 0 < self.reynolds <= 100_000:
+            raise ValueError(f"reynolds must lie in (0, 100000], got {self.reynolds}")
         if self.boundary_points_per_side <= 0:
             raise ValueError(f"boundary_points_per_side must be positive, got {self.boundary_points_per_side}")
 
@@ -87,6 +87,13 @@ class Cavity(Problem):
             u * u_x + v * u_y + p_x - nu * laplace_u,
             u * v_x + v * v_y + p_y - nu * laplace_v,
         ])
+
+    def constraint_counts(self) -> dict[str, int]:
+        walls = 4 * self.boundary_points_per_side
+        return {"bc_u": walls, "bc_v": walls}
+
+    def reference_size(self) -> int:
+        return self.grid_size**2
 
     def residuals(self, model, points):
         momentum = jax.vmap(lambda point: self._momentum(model, point))(points["momentum_x"])

@@ -38,6 +38,13 @@ class Helmholtz(Problem):
     upper_bounds = (1.0, 1.0)
 
     def validate(self) -> None:
+        for name in ("a1", "a2"):
+            value = getattr(self, name)
+            if value == 0 or abs(value) > 1000:
+                raise ValueError(f"{name} must be a non-zero wave number with |{name}| <= 1000, got {value} "
+                                 "(zero makes the exact solution vanish)")
+        if abs(self.k) > 1000:
+            raise ValueError(f"k must satisfy |k| <= 1000, got {self.k}")
         if self.boundary_points_per_side <= 0:
             raise ValueError(f"boundary_points_per_side must be positive, got {self.boundary_points_per_side}")
         if self.grid_size < 2:
@@ -63,6 +70,12 @@ class Helmholtz(Problem):
             jnp.stack([s[3], ones], axis=1),
         ]
         return {"bc": jnp.concatenate(sides)}
+
+    def constraint_counts(self) -> dict[str, int]:
+        return {"bc": 4 * self.boundary_points_per_side}
+
+    def reference_size(self) -> int:
+        return self.grid_size**2
 
     def residuals(self, model, points):
         u = scalar_output(model)

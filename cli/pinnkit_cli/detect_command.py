@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from pinnkit import jsonio
 from pinnkit.diagnostics import detect_phases, read_error_log, read_gradient_log
-from pinnkit_cli.app import app, fail
+from pinnkit_cli.errors import fail
 
 
 def _snr_arguments(log: dict) -> dict:
@@ -31,7 +31,6 @@ def _print_table(file: Path, summary: dict) -> None:
     Console().print(table)
 
 
-@app.command("detect")
 def detect(
     file: Path = typer.Argument(
         ..., help="Gradient log CSV: iteration (or step), and snr or grad_mean_norm + grad_std_norm; rel_l2."
@@ -66,6 +65,6 @@ def detect(
     summary["diffusion_reason"] = next((r for r in reasons if r.startswith("diffusion")), "")
     summary["equilibrium_reason"] = "; ".join(r for r in reasons if r.startswith(("equilibrium", "error")))
     if json_output:
-        typer.echo(json.dumps(summary))
+        typer.echo(jsonio.dumps(summary))
     else:
         _print_table(file, summary)

@@ -1,0 +1,69 @@
+"""Exit codes and the one-line error convention of the ``pinnkit`` command line.
+
+==== ===================================================================================================
+code meaning
+==== ===================================================================================================
+0    done
+1    training diverged (the history and the last finite checkpoint are kept)
+2    bad input: an unknown name, a value out of range, a size this machine cannot hold, a folder pinnkit
+     may not use; nothing is written
+3    the disk or file system failed a write (full, file-size limit, read-only, ...); nothing half-written
+     is left, and the run's final numbers are printed on stderr
+4    out of memory while running (sizes that cannot fit are refused up front with code 2)
+130  interrupted (SIGINT, Ctrl-C); what was already written is kept
+143  terminated (SIGTERM); what was already written is kept
+==== ===================================================================================================
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NoReturn
+
+__all__ = [
+    "EXIT_BAD_INPUT", "EXIT_DISK", "EXIT_DIVERGED", "EXIT_INTERRUPTED", "EXIT_MEMORY", "EXIT_OK",
+    "EXIT_TERMINATED", "CliExit", "Terminated", "UsageError", "fail", "one_line",
+]
+
+EXIT_OK = 0
+EXIT_DIVERGED = 1
+EXIT_BAD_INPUT = 2
+EXIT_DISK = 3
+EXIT_MEMORY = 4
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line on stderr with exit code 2."""
+
+
+class CliExit(Exception):
+    """Leave with ``code`` after printing ``message`` (one line on stderr; none if empty)."""
+
+    def __init__(self, code: int, message: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (raised from the signal handler, like ``KeyboardInterrupt`` for SIGINT)."""
+
+
+def one_line(message: object) -> str:
+    """A message fit for one line of a terminal: control characters escaped, newlines folded.
+
+    Example:
+        >>> one_line("bad\\x00value\\nnext")
+        'bad\\\\x00value next'
+    """
+    text = " ".join(str(message).split("\n"))
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text).strip()
+
+
+def fail(message: str) -> NoReturn:
+    """Stop with exit code 2 and ``error: message`` on stderr (the convention for bad input)."""
+    raise CliExit(EXIT_BAD_INPUT, f"error: {one_line(message)}")
