@@ -70,3 +70,26 @@ def test_modified_mlp_gating_is_a_convex_combination_of_the_gates():
 def test_bad_sizes_raise(bad):
     with pytest.raises(ValueError):
         nn.MLP(2, 1, key=jax.random.key(0), **bad)
+
+
+def test_a_periodic_axis_makes_the_network_exactly_periodic_and_keeps_fast_derivatives():
+    from pinnkit.derivatives import axis_derivatives, batch_axis_derivatives
+
+    with jax.enable_x64(True):
+        model = nn.MLP(2, 1, width=16, depth=3, domain=((-1.0, 0.0), (1.0, 1.0)), periodic=(0,),
+                       key=jax.random.key(0), dtype=jnp.float64)
+        t = jnp.linspace(0.0, 1.0, 5)
+        left = jax.vmap(model)(jnp.stack([-jnp.ones(5), t], axis=1))
+        right = jax.vmap(model)(jnp.stack([jnp.ones(5), t], axis=1))
+        np.testing.assert_allclose(left, right, rtol=0, atol=1e-14)
+        x = jax.random.uniform(jax.random.key(1), (7, 2), jnp.float64, minval=jnp.array([-1.0, 0.0]),
+                               maxval=jnp.array([1.0, 1.0]))
+        fast = batch_axis_derivatives(model, x, {0: 3, 1: 2})
+        for axis, order in {0: 3, 1: 2}.items():
+            slow = jax.vmap(lambda p, axis=axis, order=order: jnp.stack(axis_derivatives(model, p, axis, order)))(x)
+            np.testing.assert_allclose(np.stack(fast[axis]), np.moveaxis(np.asarray(slow), 1, 0), rtol=1e-10,
+                                       atol=1e-10)
+    with pytest.raises(ValueError, match="domain"):
+        nn.MLP(2, 1, periodic=(0,), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="periodic axes"):
+        nn.MLP(2, 1, periodic=(2,), domain=((0.0, 0.0), (1.0, 1.0)), key=jax.random.key(0))

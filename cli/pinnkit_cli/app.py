@@ -1,7 +1,9 @@
 """The ``pinnkit`` command line: a thin typer layer over the library.
 
-This module builds the application from the command modules (which never import it) and owns the entry point:
-exit codes (see :mod:`pinnkit_cli.errors`), signals and the compilation cache.
+This module owns the entry point: exit codes (see :mod:`pinnkit_cli.errors`), signals and the compilation
+cache. It imports nothing heavy itself: :func:`main` sets the signal handlers first and only then imports the
+commands (:mod:`pinnkit_cli.commands`: typer, JAX, ...), so that Ctrl-C at any moment after start-up, even
+during those imports, ends in exit 130 with one line and no traceback.
 """
 
 from __future__ import annotations
@@ -9,53 +11,67 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 
-import typer
-
-from pinnkit_cli import compare_command, detect_command, problems_command, train_command
 from pinnkit_cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_MEMORY,
     EXIT_TERMINATED,
+    SIGNALS_RECEIVED,
     CliExit,
     Terminated,
     UsageError,
+    is_out_of_memory,
     one_line,
+    signal_exit,
 )
-from pinnkit_cli.running import is_out_of_memory
 
-__all__ = ["app", "main", "run_command"]
+__all__ = ["app", "main", "run_command"]  # noqa: F822 - app: built on first use (module __getattr__)
 
-app = typer.Typer(
-    name="pinnkit",
-    help="Train physics-informed neural networks and watch how they learn.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-app.command("problems")(problems_command.list_problems)
-app.command("train")(train_command.train)
-app.command("compare")(compare_command.compare)
-app.command("plot")(compare_command.plot)
-app.command("detect")(detect_command.detect)
+# Harmless for the run (the program is compiled again next time) and printed once per program: a full disk or
+# a file-size limit would otherwise fill stderr with them.
+_QUIET_WARNINGS = (r"Error (writing|reading) persistent compilation cache entry",)
+
+def __getattr__(name: str):
+    if name == "app":  # the typer application, built on first use
+        from pinnkit_cli.commands import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _terminate(signum, frame) -> None:
+# "starting" while the console script imports its modules, then "running".
+_phase = ["starting"]
+
+
+def _on_signal(signum, frame) -> None:
+    first = not SIGNALS_RECEIVED
+    if first:
+        SIGNALS_RECEIVED.append(signum)
+    if not first or _phase[0] == "starting":
+        # A second Ctrl-C (or SIGTERM) while the first is being handled, or any while the modules are still
+        # being imported: leave now. Nothing has been written yet in the second case, and an import cannot be
+        # interrupted safely (numpy's and jaxlib's extension modules print the interrupt as an import error,
+        # and may crash after it).
+        code, message = signal_exit()
+        os.write(2, message.encode() + b"\n")
+        os._exit(code)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs a command and exits with its code (see :mod:`pinnkit_cli.errors`)."""
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
     if hasattr(signal, "SIGXFSZ"):
         # A file-size limit then fails the write (EFBIG, exit 3) instead of killing the process silently.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    from pinnkit.compilation_cache import enable_compilation_cache
-
-    enable_compilation_cache()
-    code = run_command(argv)
+    for pattern in _QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    code = run_command(argv, compilation_cache=True)
     if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         # Skip the interpreter's teardown: XLA's threads may still be compiling, and tearing them down from
         # under it crashes the process.
@@ -63,49 +79,88 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
-try:  # typer >= 0.20 carries its own click; older releases raise click's exceptions
-    from typer.exceptions import TyperException as _ParseError
-except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException as _ParseError
-
-
-def run_command(argv: list[str] | None = None) -> int:
+def run_command(argv: list[str] | None = None, *, compilation_cache: bool = False) -> int:
     """Run one command line in this process; print its one-line message (if any) on stderr; return its exit code.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+        compilation_cache: turn JAX's persistent compilation cache on first (what the console script does).
 
     Example:
         >>> run_command(["problems"])  # doctest: +ELLIPSIS
         allen-cahn: ...
         0
     """
-    code, message = _run(argv)
-    if message:
-        print(message, file=sys.stderr, flush=True)
-    sys.stdout.flush()
+    code, message = _run(argv, compilation_cache)
+    try:
+        if message:
+            print(message, file=sys.stderr, flush=True)
+        sys.stdout.flush()
+    except (BrokenPipeError, KeyboardInterrupt, Terminated):
+        pass
     return code
 
 
-def _run(argv: list[str] | None) -> tuple[int, str]:
+def _run(argv: list[str] | None, compilation_cache: bool) -> tuple[int, str]:
     try:
-        code = app(args=argv, standalone_mode=False)
+        # Everything that can take time, imports included, runs inside the handlers below.
+        if compilation_cache:
+            from pinnkit.compilation_cache import enable_compilation_cache
+
+            enable_compilation_cache()
+        from pinnkit_cli.commands import app
+
+        parse_errors = _parse_error_types()
+        _phase[0] = "running"  # from now on a signal raises in the command, which cleans up after itself
+        try:
+            code = app(args=argv, standalone_mode=False)
+        except parse_errors as error:
+            if type(error).__name__ == "NoArgsIsHelpError":
+                error.show()  # the help text, for a bare `pinnkit`
+                return 0, ""
+            return EXIT_BAD_INPUT, f"error: {one_line(error.format_message())}"
     except CliExit as error:
         return error.code, error.message
-    except _ParseError as error:
-        if type(error).__name__ == "NoArgsIsHelpError":
-            error.show()  # the help text, for a bare `pinnkit`
-            return 0, ""
-        return EXIT_BAD_INPUT, f"error: {one_line(error.format_message())}"
-    except typer.Exit as error:
-        return error.exit_code, ""
-    except (typer.Abort, KeyboardInterrupt):
-        return EXIT_INTERRUPTED, "interrupted"
-    except Terminated:
-        return EXIT_TERMINATED, "terminated"
-    except (UsageError, ValueError, TypeError) as error:
-        return EXIT_BAD_INPUT, f"error: {one_line(error)}"
     except BaseException as error:
-        if is_out_of_memory(error):
-            return EXIT_MEMORY, f"error: out of memory ({one_line(error)[:200]})"
-        raise
+        return _exit_for(error)
     if isinstance(code, int) and code == EXIT_INTERRUPTED:
         return code, "interrupted"
     return (code if isinstance(code, int) else 0), ""
+
+
+def _exit_for(error: BaseException) -> tuple[int, str]:
+    """The exit code and message for an exception that left a command (re-raised if it is a bug)."""
+    received = signal_exit()
+    if received is not None:
+        return received  # whatever exception the signal became (during an import: an ImportError)
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted"
+    if isinstance(error, Terminated):
+        return EXIT_TERMINATED, "terminated"
+    if isinstance(error, (UsageError, ValueError, TypeError)):
+        return EXIT_BAD_INPUT, f"error: {one_line(error)}"
+    if is_out_of_memory(error):
+        return EXIT_MEMORY, f"error: out of memory ({one_line(error)[:200]})"
+    if isinstance(error, OSError):
+        # Outside an output folder's guard (which turns write failures into exit 3): a path given on the
+        # command line that cannot be read.
+        name = error.filename
+        name = os.fsdecode(name) if isinstance(name, (str, bytes)) else str(name)
+        where = f" ({one_line(name)[:120]!r})" if error.filename is not None else ""
+        return EXIT_BAD_INPUT, f"error: {one_line(error.strerror or error)}{where}"
+    if isinstance(error, Exception):
+        import typer
+
+        if isinstance(error, typer.Exit):
+            return error.exit_code, ""
+        if isinstance(error, typer.Abort):
+            return EXIT_INTERRUPTED, "interrupted"
+    raise error
+
+
+def _parse_error_types() -> type[Exception]:
+    try:  # typer >= 0.20 carries its own click; older releases raise click's exceptions
+        from typer.exceptions import TyperException
+    except ImportError:  # pragma: no cover
+        from click.exceptions import ClickException as TyperException
+    return TyperException

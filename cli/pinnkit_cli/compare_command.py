@@ -18,7 +18,7 @@ from pinnkit.outputs import claim_output
 from pinnkit.report import draw_figures, write_comparison
 from pinnkit.resources import check_fits
 from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, fail
-from pinnkit_cli.options import parse_list, parse_params, progress_bar, significant
+from pinnkit_cli.options import parse_learning_rate, parse_list, parse_params, progress_bar, significant
 from pinnkit_cli.running import guarded, write_or_exit
 
 __all__ = ["compare", "plot", "results_table"]
@@ -76,7 +76,8 @@ def compare(
                                                                 "half the steps)."),
     switch_at: str = typer.Option(None, "--switch-at", help="'equilibrium': two-stage plans switch when the "
                                                             "online detector confirms diffusion equilibrium."),
-    lr: float = typer.Option(None, "--lr", help="Base learning rate of first-order methods."),
+    lr: str = typer.Option(None, "--lr", help="Base learning rate of first-order methods; 'auto': a short search "
+                                             "per plan and reweighting picks it from the training loss."),
     param: list[str] = typer.Option([], "--param", help="Problem parameter NAME=VALUE (repeatable)."),
     log_every: int = typer.Option(None, "--log-every", help="Steps between history rows (default 50)."),
     snr_batches: int = typer.Option(None, "--snr-batches", help="Batches of the gradient SNR (0: off)."),
@@ -99,7 +100,7 @@ def compare(
             fail(f"--{name} must be positive, got {value}")
     overrides = dict(
         problem=problem, steps=steps, seeds=seeds, width=width, depth=depth, points=points, switch_step=switch_step,
-        switch_at=switch_at, learning_rate=lr, float64=float64,
+        switch_at=switch_at, learning_rate=parse_learning_rate(lr), float64=float64,
         optimizers=tuple(parse_list(optimizers, "optimizer")) if optimizers is not None else None,
         reweights=tuple(parse_list(reweight, "reweighting", REWEIGHTINGS)) if reweight is not None else None,
         problem_params=parse_params(param) or None,
@@ -115,12 +116,15 @@ def compare(
                 check_fits(config.run_config(plan, name), models=config.seeds)
     except (ValueError, TypeError) as error:
         fail(str(error))
-    try:
-        claim = claim_output(out if out is not None else _default_out(config.problem), kind="compare",
-                             overwrite=overwrite)
-    except ValueError as error:
-        fail(str(error))
-    with guarded(claim):
+
+    def make_claim():
+        try:
+            return claim_output(out if out is not None else _default_out(config.problem), kind="compare",
+                                overwrite=overwrite)
+        except ValueError as error:
+            fail(str(error))
+
+    with guarded(make_claim) as claim:
         runs_total = len(config.optimizers) * len(config.reweights)
         with progress_bar() as progress:
             overall = progress.add_task("comparison", total=runs_total * config.steps, status="")
@@ -131,8 +135,9 @@ def compare(
                 progress.update(overall, completed=sum(done.values()), status=f"{label} step {step}/{total}")
 
             runs = run_comparison(config, callback=advance)
-        write_or_exit(lambda: write_comparison(claim.folder, config, runs), claim.folder,
-                      finished="the comparison finished but its results could not be saved")
+        write_or_exit(lambda: write_comparison(claim.folder, config, runs), claim,
+                      finished=f"the comparison finished ({_outcome(runs)}) but its results could not be saved",
+                      keep=())
         target = claim.commit()
     console = Console(width=max(TABLE_WIDTH, Console().width))
     table, note = results_table([run.row for run in runs], config)
@@ -142,6 +147,15 @@ def compare(
     console.print(str(target), soft_wrap=True, highlight=False)
     if all(run.row["status"] != "completed" for run in runs):
         raise CliExit(EXIT_DIVERGED, "every run diverged")
+
+
+def _outcome(runs) -> str:
+    """The best final error of a comparison, for the line that says its results could not be saved."""
+    finished = [run.row for run in runs if run.row.get("status") == "completed"]
+    if not finished:
+        return f"{len(runs)} runs, none completed"
+    best = min(finished, key=lambda row: row["rel_l2"])
+    return f"{len(runs)} runs; best rel_l2 {significant(best['rel_l2'])} ({best['name']})"
 
 
 def _default_out(problem: str) -> Path:
@@ -155,7 +169,11 @@ def _default_out(problem: str) -> Path:
 
 def plot(folder: Path = typer.Argument(..., help="A folder written by `pinnkit compare`.")) -> None:
     """Redraw the figures of a finished comparison."""
-    if not folder.is_dir():
+    try:
+        is_folder = folder.is_dir()
+    except OSError as error:  # a name too long for the file system, ...
+        fail(f"cannot read {str(folder)!r}: {error.strerror or error}")
+    if not is_folder:
         fail(f"{str(folder)!r} is not a folder")
     try:
         written = draw_figures(folder)

@@ -22,7 +22,8 @@ from typing import NoReturn
 
 __all__ = [
     "EXIT_BAD_INPUT", "EXIT_DISK", "EXIT_DIVERGED", "EXIT_INTERRUPTED", "EXIT_MEMORY", "EXIT_OK",
-    "EXIT_TERMINATED", "CliExit", "Terminated", "UsageError", "fail", "one_line",
+    "EXIT_TERMINATED", "CliExit", "Terminated", "UsageError", "fail", "is_out_of_memory", "one_line",
+    "signal_exit",
 ]
 
 EXIT_OK = 0
@@ -32,6 +33,9 @@ EXIT_DISK = 3
 EXIT_MEMORY = 4
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+
+# The signals (SIGINT, SIGTERM) the console script has received, first first; filled by its handler.
+SIGNALS_RECEIVED: list[int] = []
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -67,3 +71,26 @@ def one_line(message: object) -> str:
 def fail(message: str) -> NoReturn:
     """Stop with exit code 2 and ``error: message`` on stderr (the convention for bad input)."""
     raise CliExit(EXIT_BAD_INPUT, f"error: {one_line(message)}")
+
+
+def signal_exit() -> tuple[int, str] | None:
+    """(exit code, message) when the console script has received SIGINT or SIGTERM, else None.
+
+    An interrupt can surface as another exception: numpy's and jaxlib's extension modules turn a
+    ``KeyboardInterrupt`` raised while they initialise into an ``ImportError``. Whatever the exception, a
+    received signal decides the exit code.
+    """
+    import signal
+
+    if not SIGNALS_RECEIVED:
+        return None
+    if SIGNALS_RECEIVED[0] == signal.SIGINT:
+        return EXIT_INTERRUPTED, "interrupted"
+    return EXIT_TERMINATED, "terminated"
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` says the machine ran out of memory (numpy's or XLA's way)."""
+    if isinstance(error, MemoryError):
+        return True
+    return type(error).__name__ in ("XlaRuntimeError", "JaxRuntimeError") and "RESOURCE_EXHAUSTED" in str(error)

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pinnkit_cli.errors import fail
 
-__all__ = ["parse_list", "parse_params", "parse_value", "progress_bar", "significant"]
+__all__ = ["parse_learning_rate", "parse_list", "parse_params", "parse_value", "progress_bar", "significant"]
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, float | int | bool | str]:
@@ -24,6 +24,18 @@ def parse_params(pairs: Iterable[str]) -> dict[str, float | int | bool | str]:
             fail(f"--param {name} is given twice")
         params[name] = parse_value(text.strip())
     return params
+
+
+def parse_learning_rate(text: str | None) -> float | str | None:
+    """``--lr``: a positive number, or ``auto``."""
+    if text is None:
+        return None
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        fail(f"--lr must be a number or 'auto', got {text!r}")
 
 
 def parse_value(text: str) -> float | int | bool | str:

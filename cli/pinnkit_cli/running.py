@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 
 from pinnkit.outputs import OutputClaim
 from pinnkit_cli.errors import (
@@ -15,31 +14,45 @@ from pinnkit_cli.errors import (
     EXIT_TERMINATED,
     CliExit,
     Terminated,
+    is_out_of_memory,
     one_line,
+    signal_exit,
 )
 
 __all__ = ["guarded", "is_out_of_memory", "write_or_exit"]
 
-# Write failures that are the environment's, not the user's input.
-DISK_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO}
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` says the machine ran out of memory (numpy's or XLA's way)."""
-    if isinstance(error, MemoryError):
-        return True
-    return type(error).__name__ in ("XlaRuntimeError", "JaxRuntimeError") and "RESOURCE_EXHAUSTED" in str(error)
+# Write failures that are the environment's, not the user's input: a full disk or quota, a file-size limit, a
+# read-only or failing file system, a folder made unwritable or removed under the running command, no
+# descriptors left.
+DISK_ERRORS = {
+    errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM, errno.ENOENT,
+    errno.ENOTDIR, errno.EMFILE, errno.ENFILE,
+}
 
 
 @contextlib.contextmanager
-def guarded(claim: OutputClaim) -> Iterator[None]:
+def guarded(claim: OutputClaim | Callable[[], OutputClaim]) -> Iterator[OutputClaim]:
     """Run a command's work on a claimed output folder; on any failure abandon the claim (an empty new folder is
-    removed, an old output stays as it was, checkpoints are kept) and say in one line what happened."""
+    removed, an old output stays as it was, checkpoints are kept) and say in one line what happened.
+
+    ``claim`` may be a function that makes the claim: then an interrupt that arrives just after the folder was
+    claimed still abandons it (nothing is left behind). Yields the claim.
+    """
+    claim = claim() if callable(claim) else claim
     try:
-        yield
+        yield claim
     except BaseException as error:
         claim.abandon()
-        kept = f"; kept {claim.target}" if claim.state == "interrupted" else ""
+        kept = f"; kept {claim.kept}" if claim.kept is not None else ""
+        if claim.kept is not None and claim.kept != claim.target:
+            kept += f" ({claim.target} is unchanged)"
+        received = signal_exit()
+        if received is not None and not (isinstance(error, CliExit) and error.code == received[0]):
+            raise CliExit(received[0], f"{received[1]}{kept}") from None  # whatever the signal became
+        if isinstance(error, CliExit):
+            if error.code == EXIT_DISK and kept:
+                raise CliExit(error.code, error.message + kept) from None
+            raise
         if isinstance(error, KeyboardInterrupt):
             raise CliExit(EXIT_INTERRUPTED, f"interrupted{kept}") from None
         if isinstance(error, Terminated):
@@ -47,19 +60,29 @@ def guarded(claim: OutputClaim) -> Iterator[None]:
         if is_out_of_memory(error):
             raise CliExit(EXIT_MEMORY, f"error: out of memory ({one_line(error)[:200]}){kept}") from None
         if isinstance(error, OSError) and error.errno in DISK_ERRORS:
-            raise CliExit(EXIT_DISK, f"error: a write failed: {error.strerror}{kept}") from None
+            raise CliExit(EXIT_DISK, f"error: cannot write to {str(claim.target)!r}: "
+                                     f"{error.strerror or one_line(error)}{kept}") from None
         raise
     else:
         if claim.active:
             claim.abandon()
 
 
-def write_or_exit(write: Callable[[], object], folder: Path, *, finished: str = "") -> None:
-    """Call ``write``; a failed write (disk full, file-size limit, ...) becomes exit 3 with one line that says
-    what was being written and, in ``finished``, the run's outcome that could not be saved."""
+def write_or_exit(write: Callable[[], object], claim: OutputClaim, *, finished: str = "",
+                  keep: Iterable[str] | None = None) -> None:
+    """Call ``write`` (a command's final write into ``claim.folder``); a failed write (disk full, file-size limit,
+    ...) becomes exit 3 with one line that says where it was writing and, in ``finished``, the run's outcome
+    that could not be saved.
+
+    After a failure, what the write left in a new folder is removed (no incomplete set of results stays; the
+    folder itself goes too when nothing else is in it), except entries matching ``keep`` (e.g. checkpoints).
+    ``keep=None`` leaves everything in place (a write that adds to what is already there, such as a checkpoint).
+    """
     try:
         write()
     except OSError as error:
-        reason = error.strerror or str(error)
+        if keep is not None:
+            claim.clear(keep=keep)
+        reason = error.strerror or one_line(error)
         tail = f"; {finished}" if finished else ""
-        raise CliExit(EXIT_DISK, f"error: cannot write to {str(folder)!r}: {reason}{tail}") from None
+        raise CliExit(EXIT_DISK, f"error: cannot write to {str(claim.target)!r}: {reason}{tail}") from None

@@ -11,17 +11,20 @@ from rich.console import Console
 
 from pinnkit import jsonio
 from pinnkit.atomic import atomic_write_text
-from pinnkit.checkpoint import Checkpointer, CheckpointError, list_checkpoints, read_checkpoint_info
+from pinnkit.checkpoint import Checkpointer, CheckpointError, read_checkpoint_info
 from pinnkit.engine import LogSchedule, Probes
-from pinnkit.experiment import RunConfig, run, summarize
-from pinnkit.outputs import OutputClaim, claim_existing, claim_output, read_marker
+from pinnkit.experiment import RunConfig, resolve_learning_rate, run, setup, summarize
+from pinnkit.outputs import OutputClaim, UnfinishedOutputError, claim_existing, claim_output
 from pinnkit.resources import check_fits
+from pinnkit.sampling import Resampling
 from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, fail
-from pinnkit_cli.options import parse_params, progress_bar, significant
+from pinnkit_cli.options import parse_learning_rate, parse_params, progress_bar, significant
 from pinnkit_cli.running import guarded, write_or_exit
 
 # Options that may accompany --resume: they change where and how often checkpoints go, not the run itself.
 RESUME_OPTIONS = ("resume", "checkpoint_every", "keep_checkpoints")
+# What an interrupted run needs to be continued: never replaced by --overwrite, kept when a write fails.
+CHECKPOINTS = ("checkpoint-*.eqx",)
 
 
 def train(
@@ -36,14 +39,18 @@ def train(
         "diffusion equilibrium."),
     reweight: str = typer.Option("none", help="none, rba, vrba or gradient-aware."),
     steps: int = typer.Option(2000, help="Total training steps (line-search optimizers: iterations)."),
-    lr: float = typer.Option(None, "--lr", help="Base learning rate of first-order stages (default 1e-3, paper "
-                                               "decay x0.9 / 5000 steps)."),
+    lr: str = typer.Option(None, "--lr", help="Base learning rate of first-order stages (default 1e-3, paper "
+                                             "decay x0.9 / 5000 steps); 'auto': a short search picks it."),
     schedule: str = typer.Option("paper", help="paper or constant."),
     seed: int = typer.Option(0, help="Seed of network, points and SNR batches (0 to 2^32-1)."),
     width: int = typer.Option(64, help="Hidden layer width."),
     depth: int = typer.Option(4, help="Number of hidden layers."),
     architecture: str = typer.Option("mlp", help="mlp or modified-mlp."),
     fourier_features: int = typer.Option(0, "--fourier-features", help="Random Fourier features (0: none)."),
+    periodic: bool = typer.Option(False, "--periodic", help="Make the network exactly periodic in the problem's "
+                                                            "periodic inputs (Allen-Cahn's x)."),
+    resample_every: int = typer.Option(None, "--resample-every", help="Redraw the collocation points by their "
+                                       "residual (RAD) every N steps (not with --checkpoint-every)."),
     points: int = typer.Option(2000, help="Interior collocation points."),
     param: list[str] = typer.Option([], "--param", help="Problem parameter NAME=VALUE (repeatable)."),
     log_every: int = typer.Option(100, help="Record a history row every N steps."),
@@ -79,38 +86,48 @@ def train(
         try:
             config = RunConfig(
                 problem=problem, problem_params=parse_params(param), optimizer=optimizer, switch_step=switch_step,
-                switch_at=switch_at, reweight=reweight, steps=steps, learning_rate=lr, schedule=schedule,
+                switch_at=switch_at, reweight=reweight, steps=steps, learning_rate=parse_learning_rate(lr),
+                schedule=schedule,
                 seed=seed, width=width, depth=depth, architecture=architecture, fourier_features=fourier_features,
+                periodic=periodic, resampling=Resampling(resample_every) if resample_every is not None else None,
                 points=points, log=LogSchedule(log_every, dense_until=min(300, log_every * 3)),
                 probes=Probes(snr_batches=snr_batches), float64=float64, devices=devices,
             )
         except (ValueError, TypeError) as error:
             fail(str(error))
+    try:
+        check_fits(config)  # sizes and history rows, before JAX is imported
+    except ValueError as error:
+        fail(str(error))
     _check_devices(config.devices)
-    try:
-        check_fits(config)
-    except ValueError as error:
-        fail(str(error))
-    if resume is None and out is not None and out.is_dir() and list_checkpoints(out):
-        marker = read_marker(out) or {}
-        if marker.get("state") != "complete":
-            # Replacing them would lose the only way to continue that run.
-            fail(f"output folder {str(out)!r} holds checkpoints of an unfinished run; continue it with --resume or "
+
+    def make_claim() -> OutputClaim:
+        try:
+            if resume is not None:
+                return claim_existing(folder, kind="train")
+            # Checkpoints of an unfinished run are never replaced: they are the only way to continue it.
+            return claim_output(out if out is not None else _default_out(config.problem), kind="train",
+                                overwrite=overwrite, protect=CHECKPOINTS)
+        except UnfinishedOutputError as error:
+            shown = str(out if out is not None else error.entry)
+            fail(f"output folder {shown!r} holds checkpoints of an unfinished run; continue it with --resume or "
                  "choose another --out")
-    try:
-        if resume is not None:
-            claim = claim_existing(folder, kind="train")
-        else:
-            claim = claim_output(out if out is not None else _default_out(config.problem), kind="train",
-                                 overwrite=overwrite)
-    except ValueError as error:
-        fail(str(error))
-    with guarded(claim):
+        except ValueError as error:
+            fail(str(error))
+
+    with guarded(make_claim) as claim:
         _train(config, claim, checkpoint_every, keep_checkpoints, resume_from)
 
 
 def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpoints, resume_from) -> None:
     folder = claim.folder
+    search = None
+    if config.learning_rate == "auto":
+        # Resolved before training, so that checkpoints store the learning rate the run trains with.
+        import jax
+
+        with jax.enable_x64(config.double_precision):
+            config, search = resolve_learning_rate(config, setup(config))
     hook = None
     if checkpoint_every:
         import jax
@@ -134,18 +151,22 @@ def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpo
     diverged = result.status != "completed"
     if diverged and hook is not None and result.steps > 0 and hook.last_step != result.steps:
         # The last finite state falls on a history row: keep it as the newest checkpoint.
-        write_or_exit(lambda: hook.save(result.steps, result.model, result.opt_state, result.history), folder)
+        write_or_exit(lambda: hook.save(result.steps, result.model, result.opt_state, result.history), claim)
     summary = summarize(config, result)
     if previous is not None and result.compile_time_s == 0.0 and "compile_time_s" in previous:
         summary["compile_time_s"] = previous["compile_time_s"]  # a finished run resumed: nothing was compiled
     summary["config"] = config.to_dict()
+    if search is not None:
+        summary["learning_rate_search"] = search.as_dict()
     numbers = f"rel_l2 {significant(summary['rel_l2'])}, loss {significant(summary['final_loss'])}"
 
     def write_results() -> None:
         result.history.to_csv(folder / "history.csv")
         atomic_write_text(folder / "result.json", jsonio.dumps(summary, indent=2) + "\n")
 
-    write_or_exit(write_results, folder, finished=f"the run finished ({numbers})")
+    # A failed write leaves no result behind in a new folder (the checkpoints, and their history, stay).
+    keep = (*CHECKPOINTS, "history.csv") if hook is not None and hook.last_path is not None else ()
+    write_or_exit(write_results, claim, finished=f"the run finished ({numbers})", keep=keep)
     target = claim.commit()
     if diverged:
         kept = f"; last finite checkpoint {target / hook.last_path.name}" if hook is not None and hook.last_path \
@@ -186,6 +207,8 @@ def _resume_setup(ctx: typer.Context, resume: Path) -> tuple[RunConfig, Path, Pa
         info = read_checkpoint_info(resume)
     except CheckpointError as error:
         fail(str(error))
+    except OSError as error:  # a name too long for the file system, a folder that cannot be read, ...
+        fail(f"cannot read {str(resume)!r}: {error.strerror or error}")
     if info.config is None:
         fail(f"checkpoint {info.path} stores no run configuration")
     try:

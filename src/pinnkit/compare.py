@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from pinnkit.engine import LogSchedule, Probes, TrainResult
-from pinnkit.experiment import RunConfig, Setup, run_stacked, setup, summarize
+from pinnkit.experiment import RunConfig, Setup, resolve_learning_rate, run_stacked, setup, summarize
 from pinnkit.history import History
 from pinnkit.optimizers import REWEIGHTINGS
 from pinnkit.plans import parse_plan
@@ -49,8 +49,8 @@ class CompareConfig:
         steps: steps per run (one line-search step is one iteration, its line search included).
         seeds: number of seeds (network initialisations), run vmapped together.
         switch_step, switch_at: where two-stage plans switch (see :class:`RunConfig`).
-        width, depth, points, learning_rate, float64, log, probes, normalize_inputs, fourier_features,
-        architecture, reweight_options: as in RunConfig.
+        width, depth, points, learning_rate, float64, log, probes, normalize_inputs, fourier_features, periodic,
+        architecture, reweight_options, resampling: as in RunConfig.
     """
 
     problem: str = "helmholtz"
@@ -64,14 +64,16 @@ class CompareConfig:
     width: int = 64
     depth: int = 4
     points: int = 2000
-    learning_rate: float | None = None
+    learning_rate: float | str | None = None
     float64: bool | None = None
     log: LogSchedule = LogSchedule(every=50, dense_until=300)
     probes: Probes = Probes()
     normalize_inputs: bool = True
     fourier_features: int = 0
+    periodic: bool = False
     architecture: str = "mlp"
     reweight_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    resampling: Any = None
 
     def __post_init__(self) -> None:
         for field in ("optimizers", "reweights"):
@@ -110,14 +112,15 @@ class CompareConfig:
             steps=self.steps, learning_rate=self.learning_rate, seed=seed, width=self.width, depth=self.depth,
             points=self.points, float64=self.float64, log=self.log, probes=self.probes,
             normalize_inputs=self.normalize_inputs, fourier_features=self.fourier_features,
-            architecture=self.architecture,
+            architecture=self.architecture, resampling=self.resampling, periodic=self.periodic,
         )
 
     def to_dict(self) -> dict[str, Any]:
         out = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         out.update(problem_params=dict(self.problem_params), optimizers=list(self.optimizers),
                    reweights=list(self.reweights), reweight_options=dict(self.reweight_options),
-                   log=self.log.to_dict(), probes=self.probes.to_dict())
+                   log=self.log.to_dict(), probes=self.probes.to_dict(),
+                   resampling=self.resampling.to_dict() if self.resampling is not None else None)
         return out
 
 
@@ -185,13 +188,16 @@ def compare(config: CompareConfig, *, callback: Callable[[str, int, int], Any] |
                 if double not in setups:
                     setups[double] = setup(run_config)
                 built = setups[double]
-                if run_config.plan_spec().switch_at is not None:
-                    # A switch decided by each run's own history: the seeds go one at a time.
+                run_config, search = resolve_learning_rate(run_config, built, seed=seeds[0])
+                if run_config.plan_spec().switch_at is not None or run_config.resampling is not None:
+                    # A switch decided by each run's own history, or points redrawn for each model: one at a time.
                     results = [run_stacked(run_config, built, [seed], callback=progress)[0] for seed in seeds]
                 else:
                     results = run_stacked(run_config, built, seeds, callback=progress)
             for seed, result in zip(seeds, results, strict=True):
                 row = summarize(run_config, result, seed=seed)
+                if search is not None:
+                    row["learning_rate_search"] = search.as_dict()
                 runs.append(CompareRun(run_name(config.problem, plan, reweight, seed), row, result.history, result))
     return runs
 

@@ -166,10 +166,17 @@ def _mlp_series(model, x: Array, orders: dict[int, int]) -> dict[int, tuple[Arra
         scale = jnp.ones(x.shape[-1], x.dtype)
         hidden = x
     first = model.layers[0]
-    # Layer 1 is affine in x: its k-th derivative along an axis is the scaled weight column (k = 1) or zero.
-    z = hidden @ first.weight.T + first.bias
-    blocks = {axis: [jnp.broadcast_to(first.weight[:, axis] * scale[axis], z.shape)]
-              + [jnp.zeros_like(z)] * (orders[axis] - 1) for axis in axes}
+    periodic = model.input_map.periodic
+    if not periodic:
+        # Layer 1 is affine in x: its k-th derivative along an axis is the scaled weight column (k = 1) or zero.
+        z = hidden @ first.weight.T + first.bias
+        blocks = {axis: [jnp.broadcast_to(first.weight[:, axis] * scale[axis], z.shape)]
+                  + [jnp.zeros_like(z)] * (orders[axis] - 1) for axis in axes}
+    else:
+        # Periodic axes enter as (cos, sin) of pi x: their derivative series are closed forms.
+        features, series = _periodic_features(hidden, scale, periodic, orders)
+        z = features @ first.weight.T + first.bias
+        blocks = {axis: [block @ first.weight.T for block in series[axis]] for axis in axes}
     for index, layer in enumerate(model.layers[1:], start=1):
         primal, blocks = _activation_series(model.activation, z, blocks)
         rows = jnp.concatenate([primal] + [block for axis in axes for block in blocks[axis]], axis=0)
@@ -181,6 +188,37 @@ def _mlp_series(model, x: Array, orders: dict[int, int]) -> dict[int, tuple[Arra
             offset += orders[axis] * n
         del index
     return {axis: (z, *blocks[axis]) for axis in axes}
+
+
+def _periodic_features(hidden, scale, periodic, orders):
+    """The embedded inputs and, per axis, their derivatives of order 1..k with respect to the raw coordinate."""
+    n, dimension = hidden.shape
+    columns = []
+    series = {axis: [[] for _ in range(orders[axis])] for axis in orders}
+    for index in range(dimension):
+        x = hidden[:, index]
+        if index in periodic:
+            angle = jnp.pi * x
+            cosine, sine = jnp.cos(angle), jnp.sin(angle)
+            columns += [cosine, sine]
+            # d^k/dx^k of (cos, sin)(w x): w^k (cos, sin) rotated by k quarter turns.
+            cycle = [(cosine, sine), (-sine, cosine), (-cosine, -sine), (sine, -cosine)]
+            for axis, order in orders.items():
+                for k in range(1, order + 1):
+                    if axis == index:
+                        rate = (jnp.pi * scale[index]) ** k
+                        pair = cycle[k % 4]
+                        series[axis][k - 1] += [rate * pair[0], rate * pair[1]]
+                    else:
+                        series[axis][k - 1] += [jnp.zeros_like(x), jnp.zeros_like(x)]
+        else:
+            columns.append(x)
+            for axis, order in orders.items():
+                for k in range(1, order + 1):
+                    value = jnp.full_like(x, scale[index]) if (axis == index and k == 1) else jnp.zeros_like(x)
+                    series[axis][k - 1].append(value)
+    features = jnp.stack(columns, axis=1)
+    return features, {axis: [jnp.stack(block, axis=1) for block in blocks] for axis, blocks in series.items()}
 
 
 def _activation_series(activation, z, blocks):

@@ -22,9 +22,16 @@ import numpy as np
 from pinnkit import nn, problems
 from pinnkit.engine import LogSchedule, Probes, TrainResult, columns, fit_stacked
 from pinnkit.engine.loop import _unstack
-from pinnkit.optimizers import LINE_SEARCH_OPTIMIZERS, REWEIGHTINGS, SCHEDULES, make_reweighting
+from pinnkit.optimizers import (
+    FIRST_ORDER_OPTIMIZERS,
+    LINE_SEARCH_OPTIMIZERS,
+    REWEIGHTINGS,
+    SCHEDULES,
+    make_reweighting,
+)
 from pinnkit.plans import PlanSpec, build_plan, parse_plan
 from pinnkit.problems.base import SAMPLERS, Points, Problem
+from pinnkit.sampling import Resampling
 
 __all__ = [
     "ARCHITECTURES", "RunConfig", "Setup", "init_models", "initial_state", "model_for", "run", "run_stacked", "setup",
@@ -59,7 +66,8 @@ class RunConfig:
         hold_every: in line-search stages, advance the reweighting weights every this many iterations (None: hold
             them for the stage; ``"auto"``: hold them after a switch, advance every iteration in a first stage).
         steps: total training steps (one line-search step is one iteration, its line search included).
-        learning_rate: base learning rate of first-order stages (None: 1e-3).
+        learning_rate: base learning rate of first-order stages (None: 1e-3; ``"auto"``: a short search, see
+            :mod:`pinnkit.lr_search`, picks it from the training loss).
         schedule: ``"paper"`` (x0.9 every 5000 steps) or ``"constant"``.
         seed: the seed of the network, the points and the SNR batches.
         width, depth: hidden layer width and count.
@@ -67,10 +75,14 @@ class RunConfig:
         activation: hidden activation.
         fourier_features: random Fourier features (0: none).
         normalize_inputs: map the domain onto [-1, 1] before the first layer (the paper feeds raw coordinates).
+        periodic: make the network exactly periodic in the problem's periodic inputs (Allen-Cahn's x), through a
+            (cos, sin) embedding; needs ``normalize_inputs``.
         points: interior collocation points.
         sampling: ``"lhs"`` or ``"uniform"``.
         log: when history rows are recorded.
         probes: what a row records.
+        resampling: redraw the collocation points by their residual (RAD, :class:`pinnkit.sampling.Resampling`)
+            every so many steps; None: fixed points.
         float64: train in double precision (None: double for plans with a line-search stage, whose tolerances sit
             below single precision's epsilon, single otherwise).
         devices: split the collocation points over this many devices.
@@ -85,7 +97,7 @@ class RunConfig:
     reweight_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     hold_every: int | None | str = "auto"
     steps: int = 2000
-    learning_rate: float | None = None
+    learning_rate: float | str | None = None
     schedule: str = "paper"
     seed: int = 0
     width: int = 64
@@ -94,10 +106,12 @@ class RunConfig:
     activation: str = "tanh"
     fourier_features: int = 0
     normalize_inputs: bool = True
+    periodic: bool = False
     points: int = 2000
     sampling: str = "lhs"
     log: LogSchedule = LogSchedule(every=50, dense_until=300)
     probes: Probes = Probes()
+    resampling: Resampling | None = None
     float64: bool | None = None
     devices: int = 1
 
@@ -129,14 +143,28 @@ class RunConfig:
             raise TypeError(f"log must be a LogSchedule, got {type(self.log).__name__}")
         if not isinstance(self.probes, Probes):
             raise TypeError(f"probes must be Probes, got {type(self.probes).__name__}")
+        if self.resampling is not None and not isinstance(self.resampling, Resampling):
+            raise TypeError(f"resampling must be a Resampling or None, got {type(self.resampling).__name__}")
+        if self.resampling is not None and self.resampling.candidates < self.points:
+            raise ValueError(f"resampling draws points={self.points} from {self.resampling.candidates} candidates: "
+                             "give more candidates")
         if self.probes.snr_batches > self.points:
             raise ValueError(f"snr_batches={self.probes.snr_batches} exceeds points={self.points}")
         if self.points % self.devices:
             raise ValueError(f"points={self.points} cannot be split evenly over devices={self.devices}")
+        if self.periodic:
+            periodic_axes = problems.get(self.problem, **dict(self.problem_params)).periodic_axes
+            if not periodic_axes:
+                raise ValueError(f"periodic=True: problem {self.problem!r} has no periodic input")
+            if not self.normalize_inputs:
+                raise ValueError("periodic=True needs normalize_inputs=True (the period is the domain's width)")
         if self.float64 is not None and not isinstance(self.float64, bool):
             raise TypeError(f"float64 must be a bool or None, got {self.float64!r}")
         spec = self.plan_spec()  # validates the plan, its switch and the names once
-        if self.learning_rate is not None:
+        if self.learning_rate == "auto":
+            if not any(name in FIRST_ORDER_OPTIMIZERS for name in spec.names):
+                raise ValueError(f"learning_rate='auto' searches a first-order stage; plan {self.optimizer!r} has none")
+        elif self.learning_rate is not None:
             from pinnkit.optimizers import _check_learning_rate
 
             _check_learning_rate(self.learning_rate)
@@ -161,7 +189,8 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         out = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         out.update(problem_params=dict(self.problem_params), reweight_options=dict(self.reweight_options),
-                   log=self.log.to_dict(), probes=self.probes.to_dict())
+                   log=self.log.to_dict(), probes=self.probes.to_dict(),
+                   resampling=self.resampling.to_dict() if self.resampling is not None else None)
         return out
 
     @classmethod
@@ -177,6 +206,8 @@ class RunConfig:
             data["log"] = LogSchedule(**data["log"])
         if isinstance(data.get("probes"), Mapping):
             data["probes"] = Probes(**data["probes"])
+        if isinstance(data.get("resampling"), Mapping):
+            data["resampling"] = Resampling(**data["resampling"])
         return cls(**data)
 
 
@@ -235,6 +266,7 @@ def model_for(config: RunConfig, problem: Problem, key: jax.Array, dtype=None):
         len(problem.input_names), len(problem.output_names), width=config.width, depth=config.depth,
         activation=config.activation, domain=problem.domain if config.normalize_inputs else None,
         fourier_features=config.fourier_features or None, key=key, dtype=dtype,
+        periodic=problem.periodic_axes if config.periodic else (),
     )
 
 
@@ -258,9 +290,33 @@ def init_models(config: RunConfig, problem: Problem, seeds: Sequence[int], dtype
     return models[0], jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *params)
 
 
+def resolve_learning_rate(config: RunConfig, built: Setup, seed: int | None = None) -> tuple[RunConfig, Any]:
+    """The config with ``learning_rate="auto"`` replaced by the pick of a short search (and the search), or the
+    config unchanged (and None). Call inside the config's precision.
+
+    The search trains the network of ``seed`` (default: the config's) with each candidate for min(300, the first
+    stage's steps) steps, with the run's reweighting, and keeps the lowest final unweighted training loss.
+    """
+    if config.learning_rate != "auto":
+        return config, None
+    from pinnkit.lr_search import search_learning_rate
+
+    spec = config.plan_spec()
+    name, stage_steps = next((name, count) for name, count in spec.stages if name in FIRST_ORDER_OPTIMIZERS)
+    model, _ = init_models(config, built.problem, [config.seed if seed is None else seed], built.dtype)
+    found = search_learning_rate(
+        built.problem, model, built.points, optimizer=name, steps=min(300, stage_steps), schedule=config.schedule,
+        reweight=config.reweight, num_samples=config.points, reweight_options=config.reweight_options,
+        reference=built.reference)
+    return dataclasses.replace(config, learning_rate=found.learning_rate), found
+
+
 def run_stacked(config: RunConfig, built: Setup, seeds: Sequence[int], *, callback=None, checkpoint=None,
                 opt_state=None, start_step: int = 0, histories=None, params=None) -> list[TrainResult]:
-    """Train the config for several seeds at once on a shared set-up (inside the config's precision)."""
+    """Train the config for several seeds at once on a shared set-up (inside the config's precision; a
+    ``learning_rate="auto"`` must have been resolved, :func:`resolve_learning_rate`)."""
+    if config.learning_rate == "auto":
+        raise ValueError("resolve learning_rate='auto' first (pinnkit.experiment.resolve_learning_rate)")
     model, initial = init_models(config, built.problem, seeds, built.dtype)
     params = initial if params is None else params
     plan = build_plan(config.plan_spec(), reweight=config.reweight, num_samples=config.points,
@@ -271,10 +327,12 @@ def run_stacked(config: RunConfig, built: Setup, seeds: Sequence[int], *, callba
         from pinnkit.distributed import data_mesh
 
         mesh = data_mesh(config.devices)
+    resampling_key = jax.random.fold_in(jax.random.key(config.seed), 1) if config.resampling is not None else None
     return fit_stacked(
         built.problem, model, plan, built.points, params, steps=config.steps, opt_state=opt_state, log=config.log,
         probes=config.probes, snr_key=built.snr_key, start_step=start_step, histories=histories,
-        reference=built.reference, callback=callback, checkpoint=checkpoint, mesh=mesh)
+        reference=built.reference, callback=callback, checkpoint=checkpoint, mesh=mesh,
+        resampling=config.resampling, resampling_key=resampling_key)
 
 
 def run(
@@ -308,6 +366,7 @@ def run(
     """
     with jax.enable_x64(config.double_precision):
         built = setup(config)
+        config, _ = resolve_learning_rate(config, built)
         stacked_checkpoint = None
         if checkpoint is not None:
             def stacked_checkpoint(step, params, opt_state, histories):
@@ -381,6 +440,7 @@ def summarize(config: RunConfig, result: TrainResult, *, seed: int | None = None
         "optimizer": config.optimizer,
         "plan": config.plan_spec().describe(),
         "reweight": config.reweight,
+        "learning_rate": config.learning_rate,
         "seed": config.seed if seed is None else seed,
         "precision": "float64" if config.double_precision else "float32",
         "steps": int(result.steps),

@@ -90,14 +90,18 @@ class FourierFeatures(eqx.Module):
 
 
 class _InputMap(eqx.Module):
-    """Affine map of the problem's domain onto [-1, 1]^d, then an optional Fourier embedding.
+    """Affine map of the problem's domain onto [-1, 1]^d, an exact periodic embedding of chosen axes, then an
+    optional Fourier embedding.
 
-    The bounds are constants (static fields): the map is part of the network's definition, not a trainable layer.
+    A periodic axis (period: the domain's width along it) enters as ``(cos(pi x), sin(pi x))`` of its mapped
+    coordinate, so the network is periodic in it by construction. The bounds and the axes are constants (static
+    fields): the map is part of the network's definition, not a trainable layer.
     """
 
     lower: tuple[float, ...] | None = eqx.field(static=True)
     upper: tuple[float, ...] | None = eqx.field(static=True)
     fourier: FourierFeatures | None
+    periodic: tuple[int, ...] = eqx.field(static=True, default=())
 
     def scale_and_shift(self, dtype) -> tuple[Array, Array] | None:
         """``(scale, shift)`` with ``mapped = x * scale + shift``, or None without bounds."""
@@ -112,12 +116,20 @@ class _InputMap(eqx.Module):
         affine = self.scale_and_shift(x.dtype)
         if affine is not None:
             x = x * affine[0] + affine[1]
+        if self.periodic:
+            features = []
+            for axis in range(x.shape[-1]):
+                if axis in self.periodic:
+                    features += [jnp.cos(jnp.pi * x[axis]), jnp.sin(jnp.pi * x[axis])]
+                else:
+                    features.append(x[axis])
+            x = jnp.stack(features)
         if self.fourier is not None:
             x = self.fourier(x)
         return x
 
 
-def _input_map(in_size, domain, fourier_features, fourier_scale, key, dtype) -> tuple[_InputMap, int]:
+def _input_map(in_size, domain, fourier_features, fourier_scale, key, dtype, periodic=()) -> tuple[_InputMap, int]:
     lower = upper = None
     if domain is not None:
         lower, upper = (np.asarray(bound, float) for bound in domain)
@@ -128,12 +140,18 @@ def _input_map(in_size, domain, fourier_features, fourier_scale, key, dtype) -> 
         if not np.all(upper > lower):
             raise ValueError(f"domain upper bounds must exceed lower bounds, got {domain}")
         lower, upper = tuple(float(v) for v in lower), tuple(float(v) for v in upper)
+    periodic = tuple(sorted(set(periodic or ())))
+    for axis in periodic:
+        if isinstance(axis, bool) or not isinstance(axis, int) or not 0 <= axis < in_size:
+            raise ValueError(f"periodic axes must be input indices in [0, {in_size}), got {axis!r}")
+    if periodic and domain is None:
+        raise ValueError("a periodic axis needs the domain (its period is the domain's width)")
     fourier = None
-    width_in = in_size
+    width_in = in_size + len(periodic)
     if fourier_features:
-        fourier = FourierFeatures(in_size, fourier_features, scale=fourier_scale, key=key, dtype=dtype)
+        fourier = FourierFeatures(width_in, fourier_features, scale=fourier_scale, key=key, dtype=dtype)
         width_in = fourier.out_size
-    return _InputMap(lower, upper, fourier), width_in
+    return _InputMap(lower, upper, fourier, periodic), width_in
 
 
 def _check_sizes(in_size: int, out_size: int, width: int, depth: int) -> None:
@@ -154,6 +172,8 @@ class MLP(eqx.Module):
         domain: optional ``(lower, upper)`` bounds; inputs are mapped affinely onto [-1, 1] first.
         fourier_features: optional number of random Fourier features (0 or None: none).
         fourier_scale: standard deviation of the Fourier frequencies.
+        periodic: input axes in which the network is exactly periodic, with the domain's width as period (needs
+            ``domain``); e.g. ``(0,)`` for Allen-Cahn's x.
         key: PRNG key.
         dtype: parameter dtype (default: JAX's default float).
 
@@ -181,13 +201,15 @@ class MLP(eqx.Module):
         domain: tuple[Sequence[float], Sequence[float]] | None = None,
         fourier_features: int | None = None,
         fourier_scale: float = 1.0,
+        periodic: Sequence[int] = (),
         key: PRNGKeyArray,
         dtype=None,
     ):
         _check_sizes(in_size, out_size, width, depth)
         dtype = dtype or jnp.zeros(()).dtype
         embed_key, *layer_keys = jax.random.split(key, depth + 2)
-        self.input_map, width_in = _input_map(in_size, domain, fourier_features, fourier_scale, embed_key, dtype)
+        self.input_map, width_in = _input_map(in_size, domain, fourier_features, fourier_scale, embed_key, dtype,
+                                              periodic)
         sizes = [width_in] + [width] * depth + [out_size]
         self.layers = tuple(
             _linear(n_in, n_out, layer_key, dtype)
@@ -241,13 +263,15 @@ class ModifiedMLP(eqx.Module):
         domain: tuple[Sequence[float], Sequence[float]] | None = None,
         fourier_features: int | None = None,
         fourier_scale: float = 1.0,
+        periodic: Sequence[int] = (),
         key: PRNGKeyArray,
         dtype=None,
     ):
         _check_sizes(in_size, out_size, width, depth)
         dtype = dtype or jnp.zeros(()).dtype
         embed_key, u_key, v_key, *layer_keys = jax.random.split(key, depth + 4)
-        self.input_map, width_in = _input_map(in_size, domain, fourier_features, fourier_scale, embed_key, dtype)
+        self.input_map, width_in = _input_map(in_size, domain, fourier_features, fourier_scale, embed_key, dtype,
+                                              periodic)
         self.gate_u = _linear(width_in, width, u_key, dtype)
         self.gate_v = _linear(width_in, width, v_key, dtype)
         sizes = [width_in] + [width] * depth + [out_size]

@@ -11,10 +11,13 @@ Rules (see :func:`claim_output`):
 * pinnkit never claims as a new or replaced output the current folder, one of its ancestors, the root or the
   home folder (resuming in place with :func:`claim_existing` removes nothing and may use any pinnkit output).
 * A folder that exists is only replaced when asked (``overwrite``) and when it is a pinnkit output of the same
-  kind that holds nothing but the files pinnkit writes there (:data:`KNOWN_ENTRIES`).
+  kind that holds nothing but the files pinnkit writes there (:data:`KNOWN_ENTRIES`), that no other run holds
+  locked, and (with ``protect``) that holds nothing an unfinished run needs (checkpoints, say).
 * A replacement is written beside the old folder (in its real parent, never inside it) and swapped in by
   :meth:`OutputClaim.commit`: the new content is complete before the old is removed, and a failure before the
-  commit leaves the old folder as it was.
+  commit leaves the old folder as it was. A staging folder that holds what an unfinished run needs (``protect``:
+  checkpoints, say) when the claim is abandoned is kept under a visible name beside the target,
+  ``<name>.interrupted`` (``-2``, ``-3``, ... if taken), so that the run can be continued.
 * Folders are created with mode ``0o777 & ~umask``, files ``0o666 & ~umask``.
 
 Example:
@@ -62,6 +65,8 @@ __all__ = [
     "KNOWN_ENTRIES",
     "MARKER",
     "OutputClaim",
+    "OutputInUseError",
+    "UnfinishedOutputError",
     "claim_existing",
     "claim_output",
     "read_marker",
@@ -87,6 +92,23 @@ _MARKER_VERSION = 1
 _MARKER_BLOCK = 1024  # the marker is rewritten in place, padded to a whole number of blocks
 
 
+class OutputInUseError(ValueError):
+    """The folder is locked by another pinnkit run (its ``pid``, when the marker says)."""
+
+    def __init__(self, message: str, pid: Any = None):
+        super().__init__(message)
+        self.pid = pid
+
+
+class UnfinishedOutputError(ValueError):
+    """The folder holds an entry (``entry``) that only an unfinished run can use; its marker's ``state``."""
+
+    def __init__(self, message: str, entry: str, state: Any):
+        super().__init__(message)
+        self.entry = entry
+        self.state = state
+
+
 def _show(path: Any) -> str:
     """A path for a message: quoted, control characters and NUL bytes escaped."""
     return repr(os.fsdecode(path) if isinstance(path, bytes | os.PathLike) else str(path))
@@ -109,11 +131,13 @@ class OutputClaim:
         folder: where to write now: ``target``, or the staging folder of an overwrite.
         state: "running", then "complete" after :meth:`commit` or "interrupted"/"removed" after :meth:`abandon`.
         leftover: after an overwrite commit, the old folder if it could not be removed completely, else None.
+        kept: after :meth:`abandon`, the folder that holds what the claim kept (the target, or the renamed
+            staging folder of an overwrite), else None.
     """
 
     def __init__(self, *, path: Path, target: Path, kind: str, mode: str, folder: Path, marker: _Marker,
                  created_parents: Sequence[Path] = (), old_marker: _Marker | None = None,
-                 known: Sequence[str] = ()):
+                 known: Sequence[str] = (), protect: Sequence[str] = ()):
         self.path = path
         self.target = target
         self.kind = kind
@@ -121,10 +145,12 @@ class OutputClaim:
         self.folder = folder
         self.state = "running"
         self.leftover: Path | None = None
+        self.kept: Path | None = None
         self._marker: _Marker | None = marker
         self._old_marker = old_marker
         self._created_parents = list(created_parents)
         self._known = tuple(known)
+        self._protect = tuple(protect)
 
     def __repr__(self) -> str:
         return f"OutputClaim({_show(self.target)}, kind={self.kind!r}, mode={self.mode!r}, state={self.state!r})"
@@ -185,7 +211,9 @@ class OutputClaim:
         * fresh: a folder holding nothing but the marker (and temporaries ``.*.tmp``) is removed, with the
           parents the claim created if they are empty (state "removed"); one holding more (checkpoints, say)
           is kept with state "interrupted".
-        * overwrite: the staging folder is removed; the old folder is left as it was.
+        * overwrite: the old folder is left as it was. The staging folder is removed (state "removed") unless
+          it holds an entry matching ``protect`` (see :func:`claim_output`): then it is kept as
+          ``<target>.interrupted`` (state "interrupted", :attr:`kept`).
         * existing: the folder is kept, with state "interrupted".
 
         Returns:
@@ -203,15 +231,61 @@ class OutputClaim:
             return
         try:
             if self.mode == "overwrite":
-                shutil.rmtree(self.folder, ignore_errors=True)
-                self.state = "removed"
+                if not _holds(self.folder, self._protect):
+                    shutil.rmtree(self.folder, ignore_errors=True)
+                    self.state = "removed"
+                else:
+                    self._marker.update(state="interrupted")
+                    self.state = "interrupted"
+                    self.kept = self._keep_staging()
             elif self.mode == "fresh" and _disposable(self.folder) is not None:
                 self.state = "removed" if self._remove_fresh() else "interrupted"
             else:
                 self._marker.update(state="interrupted")
                 self.state = "interrupted"
+            if self.state == "interrupted" and self.kept is None:
+                self.kept = self.folder
         finally:
             self._release()
+
+    def clear(self, keep: Iterable[str] = ()) -> None:
+        """Remove what the claim wrote so far, before :meth:`abandon` after a failed final write: so that no
+        incomplete set of results is left behind (and an otherwise empty new folder is then removed).
+
+        Only entries of a new folder or of a staging folder that match the kind's patterns are removed, except
+        those matching ``keep`` (top-level names, e.g. ``("checkpoint-*.eqx",)``); a folder resumed in place
+        (mode "existing") is left as it is. Errors are ignored (this runs after a failure).
+
+        Example:
+            >>> import os, tempfile
+            >>> claim = claim_output(os.path.join(tempfile.mkdtemp(), "run"), kind="train")
+            >>> _ = (claim.folder / "history.csv").write_text("step\\n")
+            >>> claim.clear(); claim.abandon(); claim.state
+            'removed'
+        """
+        if self._marker is None or self.mode == "existing":
+            return
+        keep = tuple(keep)
+        try:
+            entries = list(os.scandir(self.folder))
+        except OSError:
+            return
+        foreign = _first_foreign(self.folder, self._known) or ""
+        for entry in entries:
+            if entry.name == MARKER or any(fnmatch.fnmatchcase(entry.name, pattern) for pattern in keep):
+                continue
+            is_folder = entry.is_dir(follow_symlinks=False)
+            if not _matches((entry.name,), is_folder, self._known):
+                continue
+            try:
+                if is_folder:
+                    if foreign.startswith(entry.name + "/"):
+                        continue  # something pinnkit did not write is in there: leave the folder
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
 
     def __enter__(self) -> OutputClaim:
         return self
@@ -248,6 +322,27 @@ class OutputClaim:
             except OSError:
                 break
         return True
+
+    def _keep_staging(self) -> Path:
+        """Move an abandoned staging folder to a visible name beside the target; returns where it now is."""
+        parent, name = self.target.parent, _stem(self.target.name)
+        for index in range(1, 1000):
+            candidate = parent / (f"{name}.interrupted" + (f"-{index}" if index > 1 else ""))
+            try:
+                os.mkdir(candidate, 0o700)  # reserve the name, then rename onto the empty folder
+            except FileExistsError:
+                continue
+            except OSError:
+                break
+            try:
+                os.rename(self.folder, candidate)
+            except OSError:
+                os.rmdir(candidate)
+                break
+            self.folder = candidate
+            _sync(parent)
+            return candidate
+        return self.folder  # it stays under its staging name
 
     def _swap(self) -> Path:
         """Put the staging folder in place of the target; returns where the old content now is."""
@@ -289,7 +384,7 @@ class OutputClaim:
 
 
 def claim_output(path: str | os.PathLike, *, kind: str, overwrite: bool = False,
-                 known: Iterable[str] | None = None) -> OutputClaim:
+                 known: Iterable[str] | None = None, protect: Iterable[str] = ()) -> OutputClaim:
     """Claim an output folder for writing.
 
     Refused (ValueError naming the path and the reason), with nothing on disk touched: an empty path, the
@@ -300,11 +395,12 @@ def claim_output(path: str | os.PathLike, *, kind: str, overwrite: bool = False,
     * absent path: the missing parents are created (and removed again by :meth:`OutputClaim.abandon` if still
       empty), then the folder with one ``mkdir`` (if another process creates it first: the "exists" error),
       then its marker, whose lock is held until the claim ends. ``claim.folder`` is the target.
-    * existing path without ``overwrite``: "exists; pass overwrite".
+    * existing path, in this order: "exists and is in use by another pinnkit run (pid N)" while another run
+      holds its lock (:class:`OutputInUseError`); an unfinished run's files (:class:`UnfinishedOutputError`,
+      see ``protect``); without ``overwrite``: "exists; pass overwrite" (or why overwrite would not help).
     * existing path with ``overwrite``: only a pinnkit output of the same kind whose entries all match
-      ``known`` is replaced; "in use by another pinnkit run (pid N)" while another run holds its lock. The new
-      content goes to a staging folder created in the target's real parent (``claim.folder``);
-      :meth:`OutputClaim.commit` swaps it in.
+      ``known`` is replaced. The new content goes to a staging folder created in the target's real parent
+      (``claim.folder``); :meth:`OutputClaim.commit` swaps it in.
 
     Args:
         path: the output folder.
@@ -312,6 +408,9 @@ def claim_output(path: str | os.PathLike, *, kind: str, overwrite: bool = False,
         overwrite: replace an existing pinnkit output of this kind.
         known: patterns of the entries such a folder may hold besides the marker (default
             ``KNOWN_ENTRIES[kind]``).
+        protect: patterns of top-level entries that make an existing folder irreplaceable unless its marker
+            says "complete" (e.g. ``("checkpoint-*.eqx",)``: the checkpoints of an interrupted run); an
+            abandoned replacement holding such entries is kept (see :meth:`OutputClaim.abandon`).
 
     Returns:
         An :class:`OutputClaim`, to be committed or abandoned (or used in a ``with`` block).
@@ -328,16 +427,23 @@ def claim_output(path: str | os.PathLike, *, kind: str, overwrite: bool = False,
         >>> claim_output(target, kind="train")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
+        pinnkit.outputs.OutputInUseError: output folder '...one' exists and is in use by another pinnkit run (pid ...)
+        >>> _ = claim.commit()
+        >>> claim_output(target, kind="train")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
         ValueError: output folder '...one' exists; pass overwrite to replace it
-        >>> claim.abandon()
     """
     patterns = _patterns(kind, known)
+    if isinstance(protect, str):
+        raise ValueError(f"protect must be a sequence of patterns, got the string {protect!r}")
+    protect = tuple(protect)
     given, target = _checked_target(path)
     if not os.path.lexists(target):
         return _claim_fresh(given, target, kind, patterns)
     if not overwrite:
-        raise ValueError(f"output folder {_show(given)} exists; pass overwrite to replace it")
-    return _claim_overwrite(given, target, kind, patterns)
+        _refuse_existing(given, target, kind, protect)
+    return _claim_overwrite(given, target, kind, patterns, protect)
 
 
 def claim_existing(path: str | os.PathLike, *, kind: str) -> OutputClaim:
@@ -533,15 +639,67 @@ def _claim_fresh(given: Path, target: Path, kind: str, patterns: tuple[str, ...]
         if isinstance(error, OSError):
             raise ValueError(f"cannot write the marker of {_show(given)}: {error.strerror or error}") from None
         raise
-    _sync(target.parent)
-    return OutputClaim(path=given, target=target, kind=kind, mode="fresh", folder=target, marker=marker,
-                       created_parents=created, known=patterns)
+    try:
+        _sync(target.parent)
+        return OutputClaim(path=given, target=target, kind=kind, mode="fresh", folder=target, marker=marker,
+                           created_parents=created, known=patterns)
+    except BaseException:  # an interrupt right now: leave nothing behind
+        marker.close()
+        try:
+            os.unlink(target / MARKER)
+            os.rmdir(target)
+        except OSError:
+            pass
+        else:
+            undo()
+        raise
 
 
-def _claim_overwrite(given: Path, target: Path, kind: str, patterns: tuple[str, ...]) -> OutputClaim:
+def _refuse_existing(given: Path, target: Path, kind: str, protect: tuple[str, ...]) -> None:
+    """Why an existing folder is not claimed without ``overwrite`` (always raises ValueError)."""
+    try:
+        marker = _Marker.lock_existing(target, kind, given, writable=False)
+    except OutputInUseError as error:
+        raise OutputInUseError(f"output folder {_show(given)} exists and is in use by another pinnkit run (pid "
+                               f"{error.pid})", pid=error.pid) from None
+    except ValueError:
+        data = read_marker(target)
+        if data is None:
+            raise ValueError(f"output folder {_show(given)} exists and is not a pinnkit output (pinnkit only "
+                             "replaces folders it wrote); choose another folder") from None
+        if data.get("kind") != kind:
+            raise ValueError(f"output folder {_show(given)} exists and holds a pinnkit {data.get('kind')!r} "
+                             "output; choose another folder") from None
+        raise ValueError(f"output folder {_show(given)} exists; pass overwrite to replace it") from None
+    try:
+        _check_finished(marker, target, given, protect)
+    finally:
+        marker.close()
+    raise ValueError(f"output folder {_show(given)} exists; pass overwrite to replace it")
+
+
+def _check_finished(marker: _Marker, target: Path, given: Path, protect: tuple[str, ...]) -> None:
+    """Raise UnfinishedOutputError when ``target`` holds a ``protect`` entry and its run did not complete."""
+    state = marker.data.get("state")
+    if not protect or state == "complete":
+        return
+    try:
+        names = sorted(os.listdir(target))
+    except OSError as error:
+        raise ValueError(f"cannot read output folder {_show(given)}: {error.strerror or error}") from None
+    for name in names:
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in protect):
+            raise UnfinishedOutputError(
+                f"output folder {_show(given)} holds {_show(name)} of an unfinished run (state {state!r}); it "
+                "is not replaced (continue that run or choose another folder)", entry=name, state=state)
+
+
+def _claim_overwrite(given: Path, target: Path, kind: str, patterns: tuple[str, ...],
+                     protect: tuple[str, ...] = ()) -> OutputClaim:
     old = _Marker.lock_existing(target, kind, given, writable=False)
     staging: Path | None = None
     try:
+        _check_finished(old, target, given, protect)
         foreign = _first_foreign(target, patterns)
         if foreign is not None:
             raise ValueError(
@@ -567,7 +725,7 @@ def _claim_overwrite(given: Path, target: Path, kind: str, patterns: tuple[str, 
         old.close()
         raise
     return OutputClaim(path=given, target=target, kind=kind, mode="overwrite", folder=staging, marker=marker,
-                       old_marker=old, known=patterns)
+                       old_marker=old, known=patterns, protect=protect)
 
 
 # ----- the marker -----
@@ -626,8 +784,8 @@ class _Marker:
                 except BlockingIOError:
                     data = _parse_marker(_read_all(descriptor)) or {}
                     pid = data.get("pid", "unknown")
-                    raise ValueError(
-                        f"output folder {_show(given)} is in use by another pinnkit run (pid {pid})"
+                    raise OutputInUseError(
+                        f"output folder {_show(given)} is in use by another pinnkit run (pid {pid})", pid=pid
                     ) from None
             data = _parse_marker(_read_all(descriptor))
             if data is None:
@@ -717,6 +875,17 @@ def _first_foreign(folder: Path, patterns: Sequence[str]) -> str | None:
         return None
 
     return walk(folder, ())
+
+
+def _holds(folder: Path, patterns: Sequence[str]) -> bool:
+    """Whether ``folder`` has a top-level entry matching one of ``patterns``."""
+    if not patterns:
+        return False
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    return any(fnmatch.fnmatchcase(name, pattern) for name in names for pattern in patterns)
 
 
 def _disposable(folder: Path) -> tuple[list[Path], list[Path]] | None:

@@ -410,14 +410,26 @@ def scale_by_quasi_newton(
         u = hy / root_yhy
         w = root_yhy * (s / ys_safe - hy / yhy_safe)
         z = s / jnp.sqrt(ys_safe)
-        uu, ww, zz = u[:, None] * u[None, :], w[:, None] * w[None, :], z[:, None] * z[None, :]
-        H_new = (H - uu + phi_safe * ww) / tau_safe + zz
-        new_ok = yhy_ok & scalars_ok & jnp.all(jnp.isfinite(H_new)) & jnp.all(jnp.diagonal(H_new) > 0)
+        # Whether H+ would be finite with a positive diagonal, from vectors alone (H itself is finite).
+        diagonal = (jnp.diagonal(H) - u * u + phi_safe * w * w) / tau_safe + z * z
+        vectors_ok = jnp.all(jnp.isfinite(u)) & jnp.all(jnp.isfinite(w)) & jnp.all(jnp.isfinite(z))
+        new_ok = yhy_ok & scalars_ok & vectors_ok & jnp.all(jnp.isfinite(diagonal)) & jnp.all(diagonal > 0)
         apply = attempt & new_ok
         breakdown = attempt & ~new_ok
         gamma = ys_safe / jnp.where(yy > 0, yy, one)
         gamma = jnp.where(jnp.isfinite(gamma) & (gamma > 0), gamma, one)
-        H_out = jnp.where(apply, H_new, jnp.where(breakdown, gamma * jnp.eye(n, dtype=dtype), H))
+        # One pass over H: H_out = c_h H + c_u u u^T + c_w w w^T + c_z z z^T + c_i I, the coefficients choosing the
+        # update (apply), the reset (breakdown) or no change; u, w, z zeroed where unused so no NaN can leak in.
+        zero = jnp.zeros((), dtype)
+        c_h = jnp.where(apply, 1.0 / tau_safe, jnp.where(breakdown, zero, one))
+        c_w = jnp.where(apply, phi_safe / tau_safe, zero)
+        c_i = jnp.where(breakdown, gamma, zero)
+        u_used = jnp.where(apply, u, zero) / jnp.sqrt(tau_safe)
+        w_used = jnp.where(apply, w, zero)
+        z_used = jnp.where(apply, z, zero)
+        rows = jnp.arange(n)
+        H_out = (c_h * H - u_used[:, None] * u_used[None, :] + c_w * (w_used[:, None] * w_used[None, :])
+                 + z_used[:, None] * z_used[None, :] + jnp.where(rows[:, None] == rows[None, :], c_i, zero))
 
         # The direction H_out g from vectors (no second pass over H_out).
         hg_new = (hg - u * jnp.vdot(u, g) + phi_safe * w * jnp.vdot(w, g)) / tau_safe + z * jnp.vdot(z, g)

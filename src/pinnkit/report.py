@@ -36,7 +36,8 @@ from pinnkit.history import History
 __all__ = ["RESULT_COLUMNS", "draw_figures", "load_comparison", "save_comparison", "versions", "write_comparison"]
 
 RESULT_COLUMNS = [
-    "name", "problem", "optimizer", "plan", "reweight", "seed", "precision", "steps", "rel_l2", "best_rel_l2",
+    "name", "problem", "optimizer", "plan", "reweight", "learning_rate", "seed", "precision", "steps", "rel_l2",
+    "best_rel_l2",
     "final_loss", "final_mse", "wall_time_s", "steps_per_s", "compile_time_s", "diffusion_start",
     "equilibrium_start", "line_search_failures", "status",
 ]

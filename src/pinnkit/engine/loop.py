@@ -22,7 +22,7 @@ from pinnkit import diagnostics
 from pinnkit.engine import columns
 from pinnkit.engine.probes import Probes, information, probe
 from pinnkit.engine.schedule import MAX_ROWS, MAX_STEPS, LogSchedule
-from pinnkit.engine.steps import CompiledFunctions, Steps
+from pinnkit.engine.steps import CompiledFunctions, Steps, forget_loss
 from pinnkit.history import History
 from pinnkit.plans import Plan, as_plan
 from pinnkit.problems.base import Points, Problem
@@ -118,6 +118,14 @@ class Trainer:
     def compile_time_s(self) -> float:
         return self.compiled.compile_time_s
 
+    def set_points(self, points: Points) -> None:
+        """Train on other points of the same shapes (the compiled programs take the points as an argument)."""
+        if self.mesh is not None:
+            from pinnkit.distributed import shard_points
+
+            points = shard_points(points, self.mesh, self.problem.collocation_terms)
+        self.points = points
+
     def model_of(self, params):
         return self.steps.model_of(params)
 
@@ -196,8 +204,12 @@ def _unstack(tree, index: int):
 class _Run:
     """The state of one stacked run across stages: histories, which models are alive, the clock."""
 
-    def __init__(self, histories: list[History], start_step: int):
+    def __init__(self, histories: list[History], start_step: int, points: Points, resampling, resampling_key):
         self.histories = histories
+        self.points = points  # the collocation points now (redrawn by resampling)
+        self.resampling = resampling
+        self.resampling_key = resampling_key
+        self._draw = None
         self.num_models = len(histories)
         self.alive = np.ones(self.num_models, bool)
         self.statuses = [Outcome.COMPLETED.value] * self.num_models
@@ -229,6 +241,25 @@ class _Run:
         if callback is not None and self.alive.any():
             callback(step, self.histories[int(np.flatnonzero(self.alive)[0])]._last_row())
 
+    def next_mark(self, log: LogSchedule, step: int, end: int) -> int:
+        mark = log.next_mark(step, end)
+        if self.resampling is not None:
+            mark = min(mark, (step // self.resampling.every + 1) * self.resampling.every)
+        return mark
+
+    def resample_due(self, step: int, end: int) -> bool:
+        return self.resampling is not None and step % self.resampling.every == 0 and step < end
+
+    def redraw(self, trainer: Trainer, params, step: int) -> Points:
+        """New collocation points for the (one) model at ``step``."""
+        if self._draw is None:
+            problem = trainer.problem
+            self._draw = jax.jit(lambda key, p, points: self.resampling.draw(
+                key, problem, trainer.model_of(p), points))
+        key = jax.random.fold_in(self.resampling_key, step)
+        self.points = self._draw(key, _unstack(params, 0), self.points)
+        return self.points
+
 
 def fit_stacked(
     problem: Problem,
@@ -248,6 +279,8 @@ def fit_stacked(
     callback: Callable[[int, dict], Any] | None = None,
     checkpoint: Callable[[int, Any, Any, list[History]], Any] | None = None,
     mesh=None,
+    resampling=None,
+    resampling_key: jax.Array | None = None,
 ) -> list[TrainResult]:
     """Train K models of one architecture together through a plan (vmapped: several seeds in one program).
 
@@ -270,6 +303,9 @@ def fit_stacked(
         checkpoint: ``checkpoint(step, params, opt_state, histories)`` after each row, with the stacked state
             after ``step`` steps; resuming from it with ``start_step=step`` continues exactly.
         mesh: a device mesh to split the collocation points over.
+        resampling: a :class:`pinnkit.sampling.Resampling` (RAD): redraw the collocation points every
+            ``resampling.every`` steps (one model only; not with ``checkpoint``: the points are not saved).
+        resampling_key: the key of the redraws (default ``jax.random.key(0)``).
 
     Returns:
         One :class:`TrainResult` per model. A model whose loss or parameters become non-finite stops recording
@@ -306,12 +342,18 @@ def fit_stacked(
     if num_models > 1 and any(stage.switch_when is not None for stage in plan.stages):
         raise ValueError("a stage that ends on a condition of its history (switch_when) runs one model at a time; "
                          f"got {num_models} stacked models")
+    if resampling is not None:
+        if num_models > 1:
+            raise ValueError(f"resampling runs one model at a time; got {num_models} stacked models")
+        if checkpoint is not None:
+            raise ValueError("resampling and checkpoints do not mix: a checkpoint would not hold the redrawn points")
     histories = list(histories) if histories is not None else [History() for _ in range(num_models)]
     if len(histories) != num_models:
         raise ValueError(f"{len(histories)} histories for {num_models} models")
     reference = reference if reference is not None else problem.reference()
     error_fn = problem.relative_l2_fn(reference)
-    run = _Run(histories, start_step)
+    run = _Run(histories, start_step, points, resampling,
+               resampling_key if resampling_key is not None else jax.random.key(0))
     stage_index, stage_starts = _resume_position(plan, lengths, start_step, histories[0])
     step = start_step
     compile_time = 0.0
@@ -323,7 +365,7 @@ def fit_stacked(
             stage_starts.append(step)
         last = index == len(plan.stages) - 1
         end = total if last else min(total, stage_starts[-1] + lengths[index])
-        trainer = Trainer(problem, model, stage.optimizer, points, probes=probes, snr_key=snr_key,
+        trainer = Trainer(problem, model, stage.optimizer, run.points, probes=probes, snr_key=snr_key,
                           error_fn=error_fn, mesh=mesh)
         params = trainer.place(params)
         if opt_state is None or index != stage_index:
@@ -380,7 +422,8 @@ def _run_stage(trainer: Trainer, run: _Run, params, opt_state, *, start: int, en
     chunk_fn = trainer.chunk(params, opt_state, pending)
     good = (params, opt_state, pending)
     step = start
-    for mark in log.marks(end, start):
+    while step < end:
+        mark = run.next_mark(log, step, end)
         tick = time.perf_counter()
         new_params, new_state, failures = chunk_fn(params, opt_state, trainer.points, pending, np.int32(step),
                                                    np.int32(mark - step))
@@ -408,6 +451,13 @@ def _run_stage(trainer: Trainer, run: _Run, params, opt_state, *, start: int, en
             checkpoint(step, params, opt_state, run.histories)
         if switch_when is not None and len(run.histories) == 1 and switch_when(run.histories[0]):
             break
+        if run.resample_due(step, end):
+            tick = time.perf_counter()
+            trainer.set_points(run.redraw(trainer, params, step))
+            opt_state = trainer.place(forget_loss(opt_state))
+            _, pending = probe_fn(params, opt_state, trainer.points)
+            good = (params, opt_state, pending)
+            run.wall += time.perf_counter() - tick
     return params, opt_state, step
 
 

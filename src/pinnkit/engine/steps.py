@@ -33,7 +33,7 @@ from pinnkit import diagnostics
 from pinnkit.problems.base import Points, Problem
 from pinnkit.reweight import EXTRA_ARG_NAMES, required_extra_args, sample_weights, weighted_mse
 
-__all__ = ["Evaluation", "Steps", "is_line_search", "has_adam"]
+__all__ = ["Evaluation", "Steps", "forget_loss", "has_adam", "is_line_search"]
 
 _LINE_SEARCH_STATES = (optax.ScaleByZoomLinesearchState, optax.ScaleByBacktrackingLinesearchState)
 
@@ -71,6 +71,30 @@ def line_search_failures(opt_state: Any) -> jax.Array:
     for state in _find(opt_state, _LINE_SEARCH_STATES):
         failed = failed + (state.info.decrease_error > 0).astype(jnp.int32)
     return failed
+
+
+def forget_loss(opt_state: Any) -> Any:
+    """The optimizer state with what it remembers of the previous loss function dropped (after the collocation
+    points change): a line search's cached value (recomputed at the next step) and a quasi-Newton method's previous
+    point (no secant pair is formed across the change; the inverse Hessian is kept).
+
+    Example:
+        >>> import jax.numpy as jnp, optax
+        >>> state = optax.lbfgs().init(jnp.zeros(2))
+        >>> float(optax.tree.get(forget_loss(state), "value"))
+        inf
+    """
+    from pinnkit.quasi_newton import QuasiNewtonState
+
+    def forget(node):
+        if isinstance(node, _LINE_SEARCH_STATES) and hasattr(node, "value"):
+            return node._replace(value=jnp.full_like(node.value, jnp.inf))
+        if isinstance(node, QuasiNewtonState):
+            return node._replace(has_prev=jnp.zeros_like(node.has_prev))
+        return node
+
+    kinds = (*_LINE_SEARCH_STATES, QuasiNewtonState)
+    return jax.tree_util.tree_map(forget, opt_state, is_leaf=lambda node: isinstance(node, kinds))
 
 
 class Evaluation(NamedTuple):

@@ -48,6 +48,7 @@ class AllenCahn(Problem):
     output_names = ("u",)
     lower_bounds = (-1.0, 0.0)
     upper_bounds = (1.0, 1.0)
+    periodic_axes = (0,)
 
     def validate(self) -> None:
         for name in ("initial_points", "boundary_points", "num_x", "num_t"):

@@ -76,6 +76,8 @@ class Problem(abc.ABC):
     upper_bounds: ClassVar[tuple[float, ...]]
     # The terms evaluated at the interior collocation points (weighted by RBA and split into SNR batches).
     collocation_terms: ClassVar[tuple[str, ...]] = ("pde",)
+    # Inputs in which the solution is periodic over the domain (a network can be made periodic in them exactly).
+    periodic_axes: ClassVar[tuple[int, ...]] = ()
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -1,0 +1,107 @@
+"""Residual-based adaptive resampling of the collocation points (RAD).
+
+Every ``every`` steps the interior collocation points are redrawn from a large uniform candidate set with
+probability
+
+    p(x)  proportional to  |r(x)|^k / mean(|r|^k) + c
+
+(Wu, Zhu, Tan, Kartha, Lu, "A comprehensive study of non-adaptive and residual-based adaptive sampling for
+physics-informed neural networks", CMAME 2023: RAD with ``k = 1, c = 1`` by default), so that points concentrate
+where the residual is large (a shock, an interface) while ``c`` keeps every region sampled. The constraint points
+(initial and boundary conditions) stay as they are. Used by the engine through ``fit(..., resampling=...)``;
+resampling runs one model at a time (each model would want its own points).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from pinnkit.problems.base import Points, Problem
+
+__all__ = ["Resampling"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Resampling:
+    """When and how to redraw the collocation points.
+
+    Attributes:
+        every: steps between redraws (a redraw also ends a chunk and records a history row).
+        candidates: uniform candidate points the new points are drawn from (without replacement).
+        power: ``k``, the exponent of the residual magnitude.
+        constant: ``c``, the uniform part of the density (relative to the mean of ``|r|^k``).
+        chunk: candidates evaluated at a time (bounds the memory of the residual evaluation).
+
+    Example:
+        >>> Resampling(every=1000).candidates
+        100000
+    """
+
+    every: int
+    candidates: int = 100_000
+    power: float = 1.0
+    constant: float = 1.0
+    chunk: int = 8192
+
+    def __post_init__(self) -> None:
+        for name in ("every", "candidates", "chunk"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"resampling {name} must be a positive integer, got {value!r}")
+        for name in ("power", "constant"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or value > 1e6:
+                raise ValueError(f"resampling {name} must be a number in [0, 1e6], got {value!r}")
+        if self.power == 0 and self.constant == 0:
+            raise ValueError("resampling power and constant cannot both be 0 (the density would be flat zero)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def draw(self, key: jax.Array, problem: Problem, model, points: Points) -> Points:
+        """New collocation points for ``model`` (jit-compatible; the constraint points are kept).
+
+        Example:
+            >>> import jax, pinnkit
+            >>> problem = pinnkit.problems.get("burgers")
+            >>> points = problem.sample(jax.random.key(0), 50)
+            >>> model = pinnkit.nn.MLP(2, 1, width=8, depth=1, key=jax.random.key(1))
+            >>> new = Resampling(every=10, candidates=500).draw(jax.random.key(2), problem, model, points)
+            >>> new["pde"].shape, bool((new["ic"] == points["ic"]).all())
+            ((50, 2), True)
+        """
+        terms = tuple(problem.collocation_terms)
+        count = points[terms[0]].shape[0]
+        if count > self.candidates:
+            raise ValueError(f"resampling draws {count} points from {self.candidates} candidates: give more "
+                             "candidates than collocation points")
+        candidate_key, choice_key = jax.random.split(key)
+        dtype = points[terms[0]].dtype
+        lower, upper = (jnp.asarray(bound, dtype) for bound in problem.domain)
+        candidates = jax.random.uniform(candidate_key, (self.candidates, lower.shape[0]), dtype, lower, upper)
+        constraint_points = {term: value for term, value in points.items() if term not in terms}
+
+        def magnitude(block):
+            batch = dict(constraint_points)
+            batch.update({term: block for term in terms})
+            residuals = problem.residuals(model, batch)
+            return sum(jnp.abs(residuals[term]) for term in terms)
+
+        padded = -(-self.candidates // self.chunk) * self.chunk
+        blocks = jnp.concatenate([candidates, candidates[: padded - self.candidates]]).reshape(
+            padded // self.chunk, self.chunk, -1)
+        error = jax.lax.map(magnitude, blocks).reshape(-1)[: self.candidates]
+        error = jnp.where(jnp.isfinite(error), error, 0.0) ** self.power
+        mean = jnp.mean(error)
+        density = jnp.where(mean > 0, error / jnp.where(mean > 0, mean, 1.0), 0.0) + self.constant
+        density = jnp.where(jnp.sum(density) > 0, density, 1.0)
+        chosen = jax.random.choice(choice_key, self.candidates, (count,), replace=False,
+                                   p=density / jnp.sum(density))
+        new = dict(points)
+        for term in terms:
+            new[term] = candidates[chosen]
+        return new
