@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 import time
 from pathlib import Path
 
@@ -151,11 +154,17 @@ def compare(
 
 def _outcome(runs) -> str:
     """The best final error of a comparison, for the line that says its results could not be saved."""
-    finished = [run.row for run in runs if run.row.get("status") == "completed"]
+    count = f"{len(runs)} run" + ("s" if len(runs) != 1 else "")
+    finished = [run for run in runs if run.row.get("status") == "completed"]
     if not finished:
-        return f"{len(runs)} runs, none completed"
-    best = min(finished, key=lambda row: row["rel_l2"])
-    return f"{len(runs)} runs; best rel_l2 {significant(best['rel_l2'])} ({best['name']})"
+        return f"{count}, none completed"
+
+    def error(run) -> float:
+        value = float(run.row.get("rel_l2", math.nan))
+        return value if math.isfinite(value) else math.inf
+
+    best = min(finished, key=error)
+    return f"{count}; best rel_l2 {significant(best.row.get('rel_l2'))} ({best.name})"
 
 
 def _default_out(problem: str) -> Path:
@@ -175,6 +184,8 @@ def plot(folder: Path = typer.Argument(..., help="A folder written by `pinnkit c
         fail(f"cannot read {str(folder)!r}: {error.strerror or error}")
     if not is_folder:
         fail(f"{str(folder)!r} is not a folder")
+    for path in [folder / "results.csv", *sorted((folder / "histories").glob("*.csv"))]:
+        _check_complete(path)
     try:
         written = draw_figures(folder)
     except (ValueError, KeyError) as error:
@@ -183,3 +194,26 @@ def plot(folder: Path = typer.Argument(..., help="A folder written by `pinnkit c
         fail(f"cannot redraw the figures of {str(folder)!r}: {error.strerror or error}")
     for path in written:
         typer.echo(str(path))
+
+
+def _check_complete(path: Path) -> None:
+    """Exit 2 when a CSV file pinnkit wrote was cut short: every file it writes ends with a newline and has as
+    many fields in each row as in its header (the readers accept a row cut short: its missing cells read as
+    empty). Anything else wrong with the file is left to the reader to report."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return
+    if not data:
+        return
+    if not data.endswith(b"\n"):
+        fail(f"{path} is truncated: its last line is incomplete")
+    try:
+        reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+        header = next(reader, [])
+        for line, row in enumerate(reader, start=2):
+            if row and len(row) != len(header):
+                fail(f"{path} is truncated or malformed at line {line}: {len(row)} fields, the header has "
+                     f"{len(header)}")
+    except (UnicodeDecodeError, csv.Error):
+        return

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pinnkit_cli.errors import fail
 
-__all__ = ["parse_learning_rate", "parse_list", "parse_params", "parse_value", "progress_bar", "significant"]
+__all__ = ["parse_hold_every", "parse_learning_rate", "parse_list", "parse_params", "parse_value", "progress_bar", "significant"]
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, float | int | bool | str]:
@@ -24,6 +24,20 @@ def parse_params(pairs: Iterable[str]) -> dict[str, float | int | bool | str]:
             fail(f"--param {name} is given twice")
         params[name] = parse_value(text.strip())
     return params
+
+
+def parse_hold_every(text: str) -> int | str | None:
+    """``--hold-every``: ``auto``, ``stage`` (hold for the whole stage) or a positive number of iterations."""
+    lowered = text.strip().lower()
+    if lowered in ("auto", "stage"):
+        return "auto" if lowered == "auto" else None
+    try:
+        value = int(lowered)
+    except ValueError:
+        fail(f"--hold-every must be 'auto', 'stage' or a positive integer, got {text!r}")
+    if value < 1:
+        fail(f"--hold-every must be 'auto', 'stage' or a positive integer, got {text!r}")
+    return value
 
 
 def parse_learning_rate(text: str | None) -> float | str | None:

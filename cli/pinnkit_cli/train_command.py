@@ -18,7 +18,7 @@ from pinnkit.outputs import OutputClaim, UnfinishedOutputError, claim_existing, 
 from pinnkit.resources import check_fits
 from pinnkit.sampling import Resampling
 from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, fail
-from pinnkit_cli.options import parse_learning_rate, parse_params, progress_bar, significant
+from pinnkit_cli.options import parse_hold_every, parse_learning_rate, parse_params, progress_bar, significant
 from pinnkit_cli.running import guarded, write_or_exit
 
 # Options that may accompany --resume: they change where and how often checkpoints go, not the run itself.
@@ -38,6 +38,9 @@ def train(
         None, "--switch-at", help="'equilibrium': a two-stage plan switches when the online detector confirms "
         "diffusion equilibrium."),
     reweight: str = typer.Option("none", help="none, rba, vrba or gradient-aware."),
+    hold_every: str = typer.Option(
+        "auto", "--hold-every", help="Line-search stages: advance the reweighting weights every N iterations; "
+        "'stage': hold them for the stage; 'auto': hold them after a switch, advance every iteration otherwise."),
     steps: int = typer.Option(2000, help="Total training steps (line-search optimizers: iterations)."),
     lr: str = typer.Option(None, "--lr", help="Base learning rate of first-order stages (default 1e-3, paper "
                                              "decay x0.9 / 5000 steps); 'auto': a short search picks it."),
@@ -86,7 +89,8 @@ def train(
         try:
             config = RunConfig(
                 problem=problem, problem_params=parse_params(param), optimizer=optimizer, switch_step=switch_step,
-                switch_at=switch_at, reweight=reweight, steps=steps, learning_rate=parse_learning_rate(lr),
+                switch_at=switch_at, reweight=reweight, hold_every=parse_hold_every(hold_every), steps=steps,
+                learning_rate=parse_learning_rate(lr),
                 schedule=schedule,
                 seed=seed, width=width, depth=depth, architecture=architecture, fourier_features=fourier_features,
                 periodic=periodic, resampling=Resampling(resample_every) if resample_every is not None else None,

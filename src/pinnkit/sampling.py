@@ -91,9 +91,10 @@ class Resampling:
             residuals = problem.residuals(model, batch)
             return sum(jnp.abs(residuals[term]) for term in terms)
 
-        padded = -(-self.candidates // self.chunk) * self.chunk
-        blocks = jnp.concatenate([candidates, candidates[: padded - self.candidates]]).reshape(
-            padded // self.chunk, self.chunk, -1)
+        chunk = min(self.chunk, self.candidates)
+        padded = -(-self.candidates // chunk) * chunk
+        filler = jnp.broadcast_to(candidates[:1], (padded - self.candidates, candidates.shape[1]))
+        blocks = jnp.concatenate([candidates, filler]).reshape(padded // chunk, chunk, -1)
         error = jax.lax.map(magnitude, blocks).reshape(-1)[: self.candidates]
         error = jnp.where(jnp.isfinite(error), error, 0.0) ** self.power
         mean = jnp.mean(error)

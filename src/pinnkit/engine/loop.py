@@ -478,6 +478,8 @@ def fit(
     callback: Callable[[int, dict], Any] | None = None,
     checkpoint: Callable[[int, Any, Any, History], Any] | None = None,
     devices: int | None = None,
+    resampling=None,
+    resampling_key: jax.Array | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``problem`` and record a history.
 
@@ -499,6 +501,8 @@ def fit(
         checkpoint: ``checkpoint(step, model, opt_state, history)`` after each row, with the state after ``step``
             steps (``pinnkit.checkpoint.Checkpointer`` fits here).
         devices: split the collocation points over this many devices (``pinnkit.distributed``); None: one device.
+        resampling: redraw the collocation points by their residual (:class:`pinnkit.sampling.Resampling`).
+        resampling_key: the key of the redraws.
 
     Returns:
         A :class:`TrainResult`. Training stops early, with a status saying where, when the loss or the parameters
@@ -531,5 +535,6 @@ def fit(
         problem, model, optimizer, points, stack(params), steps=steps,
         opt_state=stack(opt_state) if opt_state is not None else None, log=log, probes=probes, snr_key=snr_key,
         start_step=start_step, histories=[history] if history is not None else None, reference=reference,
-        callback=callback, checkpoint=stacked_checkpoint, mesh=mesh)
+        callback=callback, checkpoint=stacked_checkpoint, mesh=mesh, resampling=resampling,
+        resampling_key=resampling_key)
     return result

@@ -1,0 +1,80 @@
+"""Optimizer plans: parsed and validated once, built into optax stages, switched by the engine."""
+
+import jax
+import optax
+import pytest
+
+from pinnkit.experiment import RunConfig
+from pinnkit.history import History
+from pinnkit.plans import Plan, PlanSpec, Stage, as_plan, build_plan, parse_plan
+from pinnkit.reweight import FrozenWeightsState, weights_frozen
+
+
+def test_plan_strings_give_the_stage_lengths():
+    assert parse_plan("adam", steps=10) == PlanSpec((("adam", 10),))
+    assert parse_plan("adam+lbfgs", steps=300, switch_step=100).stages == (("adam", 100), ("lbfgs", 200))
+    assert parse_plan("adam+ssbroyden", steps=301).stages == (("adam", 150), ("ssbroyden", 151))
+    assert parse_plan("adam:2000,lbfgs:3000").stages == (("adam", 2000), ("lbfgs", 3000))
+    assert parse_plan("adam:2000,bfgs", steps=5000).stages == (("adam", 2000), ("bfgs", 3000))
+    equilibrium = parse_plan("adam+ssbfgs", steps=100, switch_at="equilibrium")
+    assert equilibrium.switch_at == "equilibrium" and equilibrium.stages[0] == ("adam", 99)
+
+
+@pytest.mark.parametrize("text,kwargs,needle", [
+    ("", {"steps": 10}, "non-empty"),
+    ("rmsprop", {"steps": 10}, "rmsprop"),
+    ("adam+lbfgs+bfgs", {"steps": 10}, "3 stages"),
+    ("adam+lbfgs", {"steps": 10, "switch_step": 10}, "switch_step"),
+    ("adam+lbfgs", {"steps": 10, "switch_step": 0}, "switch_step"),
+    ("adam", {"steps": 10, "switch_step": 5}, "two stages"),
+    ("adam:10,lbfgs:10", {"steps": 30}, "adds up to 20"),
+    ("adam,lbfgs:10", {"steps": 30}, "only the last"),
+    ("adam:x,lbfgs", {"steps": 30}, "positive integer"),
+    ("adam+lbfgs", {"steps": 10, "switch_at": "boredom"}, "boredom"),
+    ("adam+lbfgs,sgd", {"steps": 10}, "mixes"),
+])
+def test_bad_plans_name_the_bad_part(text, kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        parse_plan(text, **kwargs)
+
+
+def test_built_plans_hold_the_weights_in_a_line_search_stage_after_a_switch():
+    plan = build_plan(parse_plan("adam+ssbroyden", steps=10), reweight="rba", num_samples=5)
+    params = {"w": jax.numpy.zeros(3)}
+    first, second = (stage.optimizer.init(params) for stage in plan.stages)
+    assert not weights_frozen(first) and weights_frozen(second)
+    leaves = jax.tree_util.tree_leaves(second, is_leaf=lambda node: isinstance(node, FrozenWeightsState))
+    assert any(isinstance(leaf, FrozenWeightsState) for leaf in leaves)
+    # A line-search stage that starts the plan advances its weights (they would stay at zero otherwise).
+    alone = build_plan(parse_plan("lbfgs", steps=10), reweight="rba", num_samples=5)
+    assert not weights_frozen(alone.stages[0].optimizer.init(params))
+
+
+def test_plans_of_optax_transforms():
+    plan = Plan((Stage(optax.adam(1e-3), 5, "adam"), Stage(optax.lbfgs(), None, "lbfgs")))
+    assert plan.lengths(12) == [5, 7] and plan.describe(12) == "adam:5,lbfgs:7"
+    with pytest.raises(ValueError, match="nothing for the last stage"):
+        plan.lengths(5)
+    with pytest.raises(ValueError, match="only the last stage"):
+        Plan((Stage(optax.adam(1e-3), None), Stage(optax.sgd(1e-3), 5)))
+    with pytest.raises(TypeError, match="optax transformation"):
+        Stage("adam", 5)
+    assert as_plan(optax.adam(1e-3)).lengths(7) == [7]
+
+
+def test_run_configs_validate_their_plan_once():
+    assert RunConfig(optimizer="adam+ssbroyden", steps=100, switch_step=40).double_precision
+    assert not RunConfig(optimizer="adam", steps=100).double_precision
+    assert not RunConfig(optimizer="adam+lbfgs", steps=100, float64=False).double_precision
+    with pytest.raises(ValueError, match="rmsprop"):
+        RunConfig(optimizer="adam+rmsprop")
+    with pytest.raises(ValueError, match="first-order"):
+        RunConfig(optimizer="ssbroyden", learning_rate="auto")
+
+
+def test_switching_at_equilibrium_waits_for_the_detector():
+    from pinnkit.plans import equilibrium_confirmed
+
+    # A history whose SNR drops into diffusion and stays there: no switch.
+    rows = [{"step": step, "snr": 30.0 if step < 100 else 0.01} for step in range(0, 5000, 10)]
+    assert not equilibrium_confirmed(History(rows))
