@@ -9,7 +9,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pinnkit_cli.errors import fail
 
-__all__ = ["parse_hold_every", "parse_learning_rate", "parse_list", "parse_params", "parse_value", "progress_bar", "significant"]
+__all__ = ["parse_hold_every", "parse_learning_rate", "parse_list", "parse_params", "parse_value", "progress_bar",
+           "significant"]
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, float | int | bool | str]:
