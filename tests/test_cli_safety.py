@@ -210,9 +210,9 @@ def test_overwrite_swaps_in_a_complete_new_output_in_one_step(tmp_path, comparis
 
 
 def test_a_second_compare_on_a_busy_folder_is_refused_and_the_first_finishes_intact(tmp_path, env):
-    # About 15 s of training here: long enough to be busy while the second ones start.
+    # About 10 s of training here: long enough to be busy while the second ones start.
     first = spawn(["compare", *T[:6], "--snr-batches", "0", "--param", "grid_size=21", "--optimizers", "adam",
-                   "--reweight", "none", "--steps", "40000", "--log-every", "100", "--out", "same"], tmp_path, env)
+                   "--reweight", "none", "--steps", "20000", "--log-every", "100", "--out", "same"], tmp_path, env)
     try:
         wait_for(lambda: read_marker(tmp_path / "same") is not None, first, what="the first compare claimed 'same'")
         # Without and with --overwrite, both at once.
@@ -230,8 +230,8 @@ def test_a_second_compare_on_a_busy_folder_is_refused_and_the_first_finishes_int
         first.wait()
     assert first.returncode == 0, stderr[-2000:]
     rows = list(csv.DictReader((tmp_path / "same" / "results.csv").open()))
-    assert len(rows) == 1 and rows[0]["steps"] == "40000"
-    assert strict_json(tmp_path / "same" / "summary.json")["config"]["steps"] == 40000
+    assert len(rows) == 1 and rows[0]["steps"] == "20000"
+    assert strict_json(tmp_path / "same" / "summary.json")["config"]["steps"] == 20000
     code, stderr = invoke("plot", tmp_path / "same")
     assert code == 0, stderr
     no_temporaries(tmp_path)
@@ -682,7 +682,7 @@ def test_resuming_a_finished_run_keeps_its_compile_time(tmp_path, trained):
     assert after["compile_time_s"] == before["compile_time_s"] and after["steps"] == before["steps"]
 
 
-@pytest.mark.parametrize("mask", [0o022, 0o077])
+@pytest.mark.parametrize("mask", [0o022, 0o077], ids=["umask-022", "umask-077"])
 def test_outputs_follow_the_umask(tmp_path, comparison, mask):
     previous = os.umask(mask)
     try:

@@ -155,9 +155,11 @@ def test_error_refines_the_equilibrium_start():
     snr_only = detect_phases(steps, snr)
     both = detect_phases(steps, snr, error_iterations=error_steps, error=error)
     assert both.error_drop is not None and 80_000 <= both.error_drop <= 90_000
-    # The reported start is the geometric mean of the two measurements.
-    expected = np.sqrt(snr_only.equilibrium_start * both.error_drop)
-    assert both.equilibrium_start == pytest.approx(expected, rel=1e-3)
+    # Against the constructed truths: the SNR jumps at 65k, the error falls at 85k (its sharpest descent); the
+    # reported start lies between them, near their geometric mean (74k), and after the SNR-only estimate.
+    assert within(snr_only.equilibrium_start, equilibrium, 1.2)
+    assert within(both.equilibrium_start, np.sqrt(65_000 * 85_000), 1.15)
+    assert snr_only.equilibrium_start < both.equilibrium_start < 85_000
     # An error that falls far from any SNR re-alignment is not used.
     far = 0.99 - 0.94 * _step(np.log10(np.maximum(error_steps, 1)), 250_000, 0.03)
     unrelated = detect_phases(steps, snr, error_iterations=error_steps, error=far)
@@ -257,7 +259,10 @@ def test_allen_cahn_hand_lines(shared_data, run, online, use_error):
     assert within(phases.equilibrium_start, equilibrium, 1.5), phases.reasons
 
 
-@pytest.mark.parametrize("run", ["cavity_vanilla", "cavity_rba"])
+CAVITY_HAND_LINES = {"cavity_vanilla": (150, 20_000), "cavity_rba": (150, 20_000)}
+
+
+@pytest.mark.parametrize("run", sorted(CAVITY_HAND_LINES))
 def test_cavity_logs_have_no_equilibrium_jump(shared_data, run):
     # The cavity SNR never falls below O(1) and never jumps back (paper.md: weak markers): a drop is found,
     # no persistent re-alignment.
@@ -266,3 +271,17 @@ def test_cavity_logs_have_no_equilibrium_jump(shared_data, run):
         gradients["iteration"], mean_norm=gradients["grad_mean_norm"], std_norm=gradients["grad_std_norm"]
     )
     assert phases.diffusion_start is not None and phases.equilibrium_start is None
+
+
+@pytest.mark.parametrize("run", [
+    "cavity_vanilla",
+    pytest.param("cavity_rba", marks=pytest.mark.xfail(
+        strict=True, reason="the RBA cavity's SNR stays at 100-1000 until ~700 (its data term dominates): the "
+                            "detector places the drop at 1,900, not at the authors' 150")),
+])
+def test_cavity_diffusion_start_against_the_hand_line(shared_data, run):
+    gradients, _ = _load(shared_data, run)
+    phases = detect_phases(
+        gradients["iteration"], mean_norm=gradients["grad_mean_norm"], std_norm=gradients["grad_std_norm"]
+    )
+    assert within(phases.diffusion_start, CAVITY_HAND_LINES[run][0], 2.0), phases.reasons

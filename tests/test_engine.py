@@ -250,3 +250,17 @@ def test_bad_arguments_name_the_value(helmholtz):
         fit(problem, model, optax.adam(1e-3), points, steps=2 * 10**9)
     with pytest.raises(TypeError, match="log"):
         fit(problem, model, optax.adam(1e-3), points, steps=10, log=10)
+
+
+def test_the_snr_coupling_receives_each_rows_snr(helmholtz):
+    problem, points = helmholtz
+    optimizer = optax.chain(rba(400, snr_coupling=1.0), optax.adam(1e-3))
+    result = fit(problem, small_model(problem), optimizer, points, steps=10, log=LogSchedule(5),
+                 probes=Probes(snr_batches=B))
+    # The chunk after row 5 started from row 5's evaluation: its SNR (measured at the same parameters) is the one
+    # the transform stored and modulates with.
+    stored = optax.tree.get(result.opt_state, "snr")
+    assert float(stored) == pytest.approx(result.history["snr"][1], rel=1e-6)
+    plain = fit(problem, small_model(problem), optax.chain(rba(400), optax.adam(1e-3)), points, steps=10,
+                log=LogSchedule(5), probes=Probes(snr_batches=0))
+    assert np.isnan(float(optax.tree.get(plain.opt_state, "snr")))  # no SNR measured, none stored

@@ -782,8 +782,11 @@ class _Marker:
                 try:
                     fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    data = _parse_marker(_read_all(descriptor)) or {}
-                    pid = data.get("pid", "unknown")
+                    # The holder: from the kernel's lock table where it can be read (the marker names the run
+                    # that wrote the folder, which is not the holder while another run replaces it).
+                    pid = _lock_holder(descriptor)
+                    if pid is None:
+                        pid = (_parse_marker(_read_all(descriptor)) or {}).get("pid", "unknown")
                     raise OutputInUseError(
                         f"output folder {_show(given)} is in use by another pinnkit run (pid {pid})", pid=pid
                     ) from None
@@ -814,6 +817,29 @@ class _Marker:
         if self.descriptor is not None:
             os.close(self.descriptor)  # releases the lock
             self.descriptor = None
+
+
+def _lock_holder(descriptor: int) -> int | None:
+    """The pid holding a ``flock`` on the file open as ``descriptor`` (Linux ``/proc/locks``), else None."""
+    try:
+        info = os.fstat(descriptor)
+        with open("/proc/locks", encoding="ascii", errors="replace") as stream:
+            lines = stream.read().splitlines()
+    except OSError:
+        return None
+    wanted = (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 21116 fe:00:2148717 0 EOF" (a blocked waiter's line has "->" after "1:")
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[4] == "->" or "->" in fields[:2]:
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            if (int(major, 16), int(minor, 16), int(inode)) == wanted:
+                return int(fields[4])
+        except ValueError:
+            continue
+    return None
 
 
 def _read_all(descriptor: int) -> bytes:
