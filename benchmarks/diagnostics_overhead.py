@@ -1,11 +1,12 @@
-"""What recording the batch-gradient SNR costs: a plain RBA step against the same step that also records it.
+"""What recording the batch-gradient SNR costs: a step that records it against a plain step, and the paper's way.
 
-Setting: Allen-Cahn, 6x128 tanh MLP, 4000 collocation points (+ the 512-point initial condition), RBA + Adam,
-B = 100 SNR batches. pinnkit's SNR step takes the B batch gradients in one vmapped backward pass and uses their mean
-as the step's gradient (exact: every batch carries the full constraint term and the batches cover every point once).
-For comparison, the paper's way: the plain step plus B separate backward passes, one per batch.
+Allen-Cahn, 6x128 tanh MLP, 4000 collocation points + 512 initial-condition points, RBA + Adam, B = 100 SNR
+batches of 40 points. The step that records the SNR takes the B batch gradients in one vmapped backward pass and
+uses their mean as its gradient (exact: each batch carries the whole initial-condition term and the batches cover
+every point once). The paper's way: a plain step plus B separate batch backward passes. The plain and the
+recording step alternate, so that load from other processes hits both alike.
 
-Usage: python benchmarks/diagnostics_overhead.py --json [--points 4000 --batches 100 --repeats 20]
+    python benchmarks/diagnostics_overhead.py --json [--repeats 20] [--quick]
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import json
 import statistics
 import time
 
+import equinox as eqx
 import jax
 import optax
+from _machine import log, stamp, write
 
 from pinnkit import nn, problems
-from pinnkit.reweight import rba, sample_weights
-from pinnkit.train import Trainer
+from pinnkit.engine import Probes
+from pinnkit.engine.loop import Trainer
+from pinnkit.reweight import rba
 
 
 def timed(function) -> float:
@@ -29,15 +33,78 @@ def timed(function) -> float:
     return time.perf_counter() - start
 
 
-def median_ms(function, repeats: int) -> float:
+def measure(args) -> dict:
+    problem = problems.get("allen-cahn")
+    points = problem.sample(jax.random.key(0), args.points)
+    model = nn.MLP(2, 1, width=args.width, depth=args.depth, key=jax.random.key(1))
+    trainer = Trainer(problem, model, optax.chain(rba(args.points), optax.adam(1e-3)), points,
+                      probes=Probes(snr_batches=args.batches), snr_key=jax.random.key(2))
+    steps = trainer.steps
+    params = eqx.filter(model, eqx.is_inexact_array)
+    state = trainer.init(params)
+    plain = jax.jit(lambda p, s: steps.first_order_step(p, s, points, 0))
+
+    def record(p, s):
+        evaluation = steps.evaluate_batches(p, s, points)
+        return (*steps.apply(p, s, points, evaluation, 0), evaluation.snr.snr)
+
+    recording = jax.jit(record)
+    one_batch = jax.jit(lambda p, s, b: jax.grad(lambda q: steps.objective(
+        q, dict(points, pde=points["pde"][b]), {"pde": steps.weights(s)["pde"][b]} if steps.weights(s) else {})[0])(p))
+    held = {"p": params, "s": state}
+
+    def run_plain():
+        held["p"], held["s"] = plain(held["p"], held["s"])
+        jax.block_until_ready(held["p"])
+
+    def run_recording():
+        held["p"], held["s"], snr = recording(held["p"], held["s"])
+        snr.block_until_ready()
+
+    def run_paper_way():
+        run_plain()
+        jax.block_until_ready([one_batch(held["p"], held["s"], steps.batches[b]) for b in range(args.batches)])
+
     for _ in range(2):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+        run_plain()
+        run_recording()
+        run_paper_way()
+    plain_times, recording_times, paper_times = [], [], []
+    for repeat in range(args.repeats):
+        plain_times.append(timed(run_plain))
+        recording_times.append(timed(run_recording))
+        if repeat % 4 == 0:
+            paper_times.append(timed(run_paper_way))
+        log(f"repeat {repeat + 1}/{args.repeats}: plain {plain_times[-1] * 1e3:.1f} ms, recording "
+            f"{recording_times[-1] * 1e3:.1f} ms")
+    plain_ms, recording_ms = statistics.median(plain_times) * 1e3, statistics.median(recording_times) * 1e3
+    paper_ms = statistics.median(paper_times) * 1e3
+    return {
+        "setting": {"problem": "allen-cahn", "width": args.width, "depth": args.depth, "points": args.points,
+                    "initial_points": 512, "batches": args.batches, "fused": steps.fused_snr,
+                    "repeats": args.repeats},
+        "plain_ms": plain_ms, "recording_ms": recording_ms, "overhead_ratio": recording_ms / plain_ms,
+        "overhead_ratio_of_minima": min(recording_times) / min(plain_times),
+        "paper_way_ms": paper_ms, "paper_way_ratio": paper_ms / plain_ms,
+    }
+
+
+def markdown(payload: dict) -> str:
+    """The overhead table of docs/benchmarks.md."""
+    setting, machine = payload["setting"], payload["machine"]
+    return "\n".join([
+        f"Allen-Cahn, {setting['depth']}x{setting['width']} tanh MLP, {setting['points']} collocation points + "
+        f"{setting['initial_points']} initial-condition points, RBA + Adam, B = {setting['batches']} batches; "
+        f"{machine['cores']} cores of a {machine['cpu']}; jax {payload['versions']['jax']}; {payload['date']}; "
+        f"load average at start {machine['load_average_at_start'][0]:.1f}; median of {setting['repeats']} "
+        "alternating repeats.", "",
+        "| step | median ms | ratio to the plain step |", "|---|---|---|",
+        f"| plain RBA step | {payload['plain_ms']:.1f} | 1 |",
+        f"| the same step recording the batch-gradient SNR | {payload['recording_ms']:.1f} | "
+        f"**{payload['overhead_ratio']:.2f}** (minima: {payload['overhead_ratio_of_minima']:.2f}) |",
+        f"| the paper's way: plain step + {setting['batches']} separate batch backward passes | "
+        f"{payload['paper_way_ms']:.1f} | {payload['paper_way_ratio']:.2f} |",
+    ])
 
 
 def main() -> None:
@@ -47,64 +114,15 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=4000)
     parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="a small smoke run, not written to results/")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-
-    problem = problems.get("allen-cahn")
-    points = problem.sample(jax.random.key(0), args.points)
-    model = nn.MLP(2, 1, width=args.width, depth=args.depth, key=jax.random.key(1))
-    optimizer = optax.chain(rba(args.points), optax.adam(1e-3))
-    trainer = Trainer(problem, model, optimizer, points, snr_batches=args.batches, snr_key=jax.random.key(2))
-    params, opt_state = trainer.init(model)
-
-    plain = jax.jit(lambda p, s: trainer.plain_step(p, s, points)[:3])
-    def snr_step(p, s):
-        p, s, loss, _, _, stats = trainer.snr_step(p, s, points)
-        return p, s, loss, stats.snr
-
-    with_snr = jax.jit(snr_step)
-
-    def batch_gradient(p, s, batch_indices):
-        weights = trainer._term_weights(sample_weights(s))
-        batch_points = dict(points)
-        batch_points["pde"] = points["pde"][batch_indices]
-        batch_weights = {"pde": weights["pde"][batch_indices]} if weights else {}
-        return jax.grad(lambda q: trainer.loss(q, batch_points, batch_weights)[0])(p)
-
-    one_batch = jax.jit(batch_gradient)
-    state = {"p": params, "s": opt_state}
-
-    def run_plain():
-        state["p"], state["s"], loss = plain(state["p"], state["s"])
-        loss.block_until_ready()
-
-    def run_snr():
-        state["p"], state["s"], loss, snr = with_snr(state["p"], state["s"])
-        snr.block_until_ready()
-
-    def run_paper_way():
-        run_plain()
-        grads = [one_batch(state["p"], state["s"], trainer.batches[b]) for b in range(args.batches)]
-        jax.block_until_ready(grads)
-
-    # Alternate the plain and the SNR step so that load from other processes hits both alike.
-    for _ in range(2):
-        run_plain()
-        run_snr()
-    plain_times, snr_times = [], []
-    for _ in range(args.repeats):
-        plain_times.append(timed(run_plain))
-        snr_times.append(timed(run_snr))
-    step_ms, snr_ms = statistics.median(plain_times) * 1e3, statistics.median(snr_times) * 1e3
-    paper_ms = median_ms(run_paper_way, max(3, args.repeats // 4))
-    out = {
-        "problem": "allen-cahn", "width": args.width, "depth": args.depth, "points": args.points,
-        "batches": args.batches, "fused": trainer.fused_snr, "backend": jax.default_backend(),
-        "step_ms": step_ms, "step_with_snr_ms": snr_ms, "overhead_ratio": snr_ms / step_ms,
-        "overhead_ratio_of_minima": min(snr_times) / min(plain_times),
-        "paper_way_ms": paper_ms, "paper_way_ratio": paper_ms / step_ms,
-    }
-    print(json.dumps(out) if args.json else "\n".join(f"{k:>18}: {v}" for k, v in out.items()))
+    if args.quick:
+        args.width, args.depth, args.points, args.batches, args.repeats = 16, 2, 200, 10, 2
+    payload = stamp() | measure(args)
+    if not args.quick:
+        log(f"wrote {write('diagnostics_overhead', payload)}")
+    print(json.dumps(payload) if args.json else markdown(payload))
 
 
 if __name__ == "__main__":

@@ -1,333 +1,739 @@
-"""Does sample reweighting help? Vanilla vs RBA vs gradient-aware RBA under Adam, at CPU scale.
+"""Does sample reweighting help, per problem and optimizer plan, and does vRBA raise the gradient SNR in diffusion?
 
-For each problem (Helmholtz a1 = 1, a2 = 4; Allen-Cahn), the three schemes train the same network
-architecture, from the same initialisations (seeds 0..K-1, vmapped in one program), on the same collocation
-points, for the same number of full-batch Adam steps (learning rate 1e-3, x0.9 every 5000 steps).
-Reported per (problem, scheme): final and best relative L2 (mean ± std over seeds), the logged step at which
-each seed first reaches 0.1 and 0.01 (None where it never does), and wall time (all seeds together,
-compilation excluded).
+What it measures. Five schemes train the same networks (seeds 0..K-1, vmapped in one program with
+``pinnkit.experiment.run_stacked``) on the same collocation points, SNR batches and step budget:
 
-Writes ``docs/figures/reweighting_<problem>.png``, the "## Reweighting" section of ``docs/benchmarks.md``
-and the "## Measured: does reweighting help?" section at the end of ``docs/reweighting.md`` (full mode only,
-unless ``--docs-dir`` is given).
+* ``none``: no reweighting;
+* ``rba``: residual-based attention (``pinnkit.reweight.rba``, library defaults: eta = 1e-3, gamma = 0.999, max
+  normalisation, weights start at 0);
+* ``vrba-exp`` / ``vrba-lin``: variational RBA with the exponential / linear potential (``pinnkit.reweight.vrba``,
+  annealed temperature, library defaults);
+* ``gradient-aware``: pinnkit's gradient-aware RBA (``pinnkit.reweight.gradient_aware_rba``, p = 1),
+
+under two optimizer plans, ``adam`` (every step Adam, float32) and ``adam+ssbroyden`` (Adam, then SSBroyden from
+``switch_step`` on, float64 throughout as the library chooses for plans with a line search; the weights held for
+the quasi-Newton stage, ``hold_every="auto"``), on three problems: Helmholtz (a1 = 1, a2 = 4), Allen-Cahn and
+Burgers. Two variants the issue asks about run next to them:
+
+* ``rba-snr1``: RBA with ``snr_coupling=1.0`` (the weights move at the rate ``min(1, 1 / snr)``, snr the last
+  batch-gradient SNR recorded), under ``adam``; compared against ``rba``;
+* ``rba-qn-advance`` / ``vrba-exp-qn-advance``: RBA / vRBA (exponential) under ``adam+ssbroyden`` with the weights
+  advanced every quasi-Newton iteration (``hold_every=1``) instead of held for the stage; compared against
+  ``rba`` / ``vrba-exp``.
+
+Per (problem, plan, scheme) it reports the per-seed final relative L2 error (last logged row), the best one (the
+lowest of any row, chosen with hindsight), training seconds (all seeds together, compilation excluded) and
+ms/step, the diffusion and diffusion-equilibrium onsets per seed (``pinnkit.diagnostics.detect_transitions``), and
+the median batch-gradient SNR in the diffusion phase (:data:`SNR_DIFFUSION_DEFINITION`), and a verdict per cell
+(:data:`VERDICT_RULE`).
+
+Writes every run's history to ``benchmarks/results/reweighting/histories/`` (one CSV per seed and one JSON
+sidecar per cell with its configuration and timings), the JSON ``benchmarks/results/reweighting.json`` and the
+Markdown table ``benchmarks/results/reweighting/table.md``. ``--from-results`` rebuilds the JSON and the Markdown
+from the saved histories without training (to re-detect the transitions after a detector change).
 
 Usage:
-    python benchmarks/reweighting.py [--json] [--quick] [--docs-dir DIR] [--from-json FILE]
+    python benchmarks/reweighting.py [--json] [--quick] [--problems P ...] [--schemes S ...]
+                                     [--results-dir DIR] [--from-results] [--resume]
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import datetime
+import importlib.metadata
+import json
 import math
-import statistics
+import os
+import platform
+import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import _common as common
+import numpy as np
 
-from pinnkit.compare import CompareConfig
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+NAME = "reweighting"
 
-SCHEMES = ("none", "rba", "gradient-aware")
-SCHEME_LABELS = {"none": "vanilla", "rba": "RBA", "gradient-aware": "gradient-aware"}
-SECTION = "## Reweighting"
-REWEIGHTING_PAGE_SECTION = "## Measured: does reweighting help?"
-# The paper's ratios of final relative L2 (vanilla / RBA) after ~300k full-batch Adam steps on a GPU.
-PAPER_RATIO = {"allen-cahn": 9.0, "helmholtz": 3.0}
-# The paper's logged relative L2 (vanilla, RBA) at some steps (shared/docs/paper.md, section 4.3). Its
-# Helmholtz case is a1 = a2 = 6 with min-max RBA: a harder problem than ours (a1 = 1, a2 = 4).
-PAPER_CURVES = {
-    "allen-cahn": {1000: (0.986, 0.765), 10_000: (0.993, 0.516), 20_000: (0.992, 0.0439)},
-    "helmholtz": {1000: (1.50, 0.730), 10_000: (2.21, 0.120)},
-}
-PAPER_CONTEXT = (
-    "The paper's ratios (RBA 9x better on Allen-Cahn, 3x on Helmholtz) are final errors after ~300k "
-    "full-batch Adam steps on a GPU, with 6x128 networks and 25,600 points; our budgets are 20-60x fewer "
-    "steps on networks ~40x smaller, so they say what reweighting does early in training, not where it ends. "
-    "The paper's Allen-Cahn has the same PDE and loss as ours (we also map inputs onto [-1, 1]); its "
-    "Helmholtz case is u = sin(6 pi x) sin(6 pi y) with min-max RBA, harder than ours (a1 = 1, a2 = 4, max "
-    "normalization). The paper's logged errors at the steps we also reach (ours: mean over seeds at the last "
-    "logged step at or before it):"
+PROBLEMS: dict[str, dict[str, float]] = {"helmholtz": {"a1": 1.0, "a2": 4.0}, "allen-cahn": {}, "burgers": {}}
+PLANS = ("adam", "adam+ssbroyden")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scheme:
+    """One row of the grid: a reweighting with its options, the plans it runs under and what it is compared to."""
+
+    name: str
+    reweight: str
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    hold_every: int | None | str = "auto"
+    plans: tuple[str, ...] = PLANS
+    against: str | None = None  # a variant: the scheme it is measured against (besides "none")
+    label: str = ""
+
+
+SCHEMES: dict[str, Scheme] = {scheme.name: scheme for scheme in (
+    Scheme("none", "none", label="no reweighting"),
+    Scheme("rba", "rba", label="RBA"),
+    Scheme("vrba-exp", "vrba", {"potential": "exponential"}, label="vRBA, exponential potential"),
+    Scheme("vrba-lin", "vrba", {"potential": "linear"}, label="vRBA, linear potential"),
+    Scheme("gradient-aware", "gradient-aware", label="gradient-aware RBA"),
+    Scheme("rba-snr1", "rba", {"snr_coupling": 1.0}, plans=("adam",), against="rba",
+           label="RBA with snr_coupling = 1"),
+    Scheme("rba-qn-advance", "rba", hold_every=1, plans=("adam+ssbroyden",), against="rba",
+           label="RBA, weights advanced every SSBroyden iteration"),
+    Scheme("vrba-exp-qn-advance", "vrba", {"potential": "exponential"}, hold_every=1, plans=("adam+ssbroyden",),
+           against="vrba-exp", label="vRBA (exp.), weights advanced every SSBroyden iteration"),
+)}
+MAIN_SCHEMES = ("none", "rba", "vrba-exp", "vrba-lin", "gradient-aware")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """The sizes of one mode."""
+
+    width: int
+    depth: int
+    points: int
+    steps: int
+    switch_step: int  # adam+ssbroyden: Adam steps before SSBroyden
+    snr_batches: int
+    log_every: int
+    dense_until: int
+    dense_every: int
+    seeds: int
+
+
+# CPU scale (2 shared cores): see the report in benchmarks/results/reweighting.json ("settings") for why.
+FULL = Scale(width=20, depth=3, points=2000, steps=3000, switch_step=2000, snr_batches=100, log_every=50,
+             dense_until=300, dense_every=2, seeds=3)
+QUICK = Scale(width=8, depth=1, points=200, steps=6, switch_step=4, snr_batches=10, log_every=1, dense_until=0,
+              dense_every=1, seeds=2)
+
+# Where the diffusion window starts when the detector finds no diffusion onset: the end of the dense logging,
+# past the paper's drift phase (70-180 iterations at its scale, shared/docs/paper.md section 3).
+DIFFUSION_FALLBACK_START = 300
+MIN_WINDOW_ROWS = 3
+
+SNR_DIFFUSION_DEFINITION = (
+    "For each seed: the median of the logged batch-gradient SNR (`snr` column: ||mean_b g_b|| / ||std_b g_b|| over "
+    "the B fixed batches, weight matrices only, gradients of the loss being minimised, i.e. with the reweighting "
+    "weights of that step) over the rows of the first (Adam) stage with d <= step < e, where d is the detected "
+    f"diffusion onset (`detect_transitions`), or step {DIFFUSION_FALLBACK_START} when none is detected, and e is "
+    "the detected equilibrium onset when one is detected after d, else the last step of the first stage "
+    "(inclusive). Fewer than "
+    f"{MIN_WINDOW_ROWS} rows in the window: no value. A cell's value is the geometric mean over its seeds; "
+    "'x none' is that divided by the no-reweighting cell's value (same problem and plan)."
 )
-
-# Full mode: ~18 minutes measured on 2 shared CPU cores (limit 30); gradient-aware steps cost ~2-6x RBA steps.
-FULL = {
-    "helmholtz": dict(problem_params={"a1": 1.0, "a2": 4.0}, width=32, depth=3, points=1500, steps=5000,
-                      log_every=50),
-    "allen-cahn": dict(problem_params={}, width=32, depth=3, points=1000, steps=15_000, log_every=100),
-}
-QUICK = {
-    "helmholtz": dict(problem_params={"a1": 1.0, "a2": 4.0}, width=16, depth=2, points=400, steps=300,
-                      log_every=50),
-    "allen-cahn": dict(problem_params={}, width=16, depth=2, points=400, steps=300, log_every=50),
-}
-SEEDS = 3
-LEARNED = 0.5  # below this relative L2 a run has visibly learned the solution's shape
-CLEAR = 1.5  # error ratios within [1 / CLEAR, CLEAR] count as no clear difference
-SNR_BATCHES = 50
+VERDICT_RULE = (
+    "Verdict against no reweighting (same problem and plan), from the per-seed final relative L2 errors: "
+    "**helps** when the scheme's geometric mean is lower AND every seed of the scheme ends below every seed of "
+    "no reweighting (the seed ranges do not overlap); **hurts** when the geometric mean is higher and every seed "
+    "ends above every seed of no reweighting; otherwise **no difference within seed spread**. With 3 seeds each, "
+    "complete separation is the one-sided Mann-Whitney test at p = 0.05. A seed that diverged counts as an "
+    "infinite error."
+)
+BEST_NOTE = ("best rel. L2 (with hindsight): the lowest test error of any logged row; training cannot see the "
+             "test error, so it only shows how far the final error is from the best the run passed through")
 
 
-def configs(quick: bool) -> list[CompareConfig]:
-    """The comparison grid of each problem."""
-    scales = QUICK if quick else FULL
-    return [CompareConfig(problem=problem, optimizers=("adam",), reweights=SCHEMES, seeds=SEEDS,
-                          snr_batches=SNR_BATCHES, **scale)
-            for problem, scale in scales.items()]
+def log(message: str) -> None:
+    """Progress on stderr, so that ``--json`` keeps stdout to one JSON object."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The grid
+
+
+def run_configs(scale: Scale, problems: Sequence[str], schemes: Sequence[str]):
+    """``(problem, plan, scheme, RunConfig)`` for every cell of the grid, problem-major."""
+    from pinnkit.engine import LogSchedule, Probes
+    from pinnkit.experiment import RunConfig
+
+    out = []
+    for problem in problems:
+        for plan in PLANS:
+            for name in schemes:
+                scheme = SCHEMES[name]
+                if plan not in scheme.plans:
+                    continue
+                config = RunConfig(
+                    problem=problem, problem_params=PROBLEMS[problem], optimizer=plan,
+                    switch_step=scale.switch_step if "+" in plan else None, reweight=scheme.reweight,
+                    reweight_options=dict(scheme.options), hold_every=scheme.hold_every, steps=scale.steps,
+                    seed=0, width=scale.width, depth=scale.depth, points=scale.points,
+                    log=LogSchedule(every=scale.log_every, dense_until=scale.dense_until,
+                                    dense_every=scale.dense_every),
+                    probes=Probes(snr_batches=scale.snr_batches))
+                out.append((problem, plan, name, config))
+    return out
+
+
+def cell_stem(problem: str, plan: str, scheme: str) -> str:
+    return f"{problem}__{plan}__{scheme}"
+
+
+def train(scale: Scale, problems: Sequence[str], schemes: Sequence[str], results_dir: Path, *,
+          resume: bool = False) -> None:
+    """Train every cell (its seeds vmapped in one program) and save its histories and sidecar."""
+    import jax
+
+    from pinnkit.experiment import run_stacked, setup
+
+    histories = results_dir / NAME / "histories"
+    histories.mkdir(parents=True, exist_ok=True)
+    seeds = list(range(scale.seeds))
+    grid = run_configs(scale, problems, schemes)
+    setups: dict[tuple[str, bool], Any] = {}
+    for index, (problem, plan, scheme, config) in enumerate(grid, 1):
+        stem = cell_stem(problem, plan, scheme)
+        sidecar = histories / f"{stem}.json"
+        if resume and sidecar.exists():
+            saved = json.loads(sidecar.read_text())
+            if saved.get("config") == json_ready(config.to_dict()) and saved.get("seeds") == seeds:
+                log(f"({index}/{len(grid)}) {stem}: kept from an earlier run")
+                continue
+        log(f"({index}/{len(grid)}) {stem}: training {len(seeds)} seeds, {config.steps} steps")
+        start = time.perf_counter()
+        double = config.double_precision
+        with jax.enable_x64(double):
+            if (problem, double) not in setups:
+                setups[(problem, double)] = setup(config)
+            results = run_stacked(config, setups[(problem, double)], seeds)
+        total = time.perf_counter() - start
+        for seed, result in zip(seeds, results, strict=True):
+            result.history.to_csv(histories / f"{stem}__seed{seed}.csv")
+        record = {
+            "problem": problem, "plan": plan, "scheme": scheme, "seeds": seeds,
+            "config": config.to_dict(), "precision": "float64" if double else "float32",
+            "status": [result.status for result in results],
+            "steps": [int(result.steps) for result in results],
+            # The seeds ran together in one program: one wall time for all of them, compilation excluded.
+            "train_seconds": max(float(result.wall_time_s) for result in results),
+            "compile_seconds": max(float(result.compile_time_s) for result in results),
+            "total_seconds": total,
+            "stage_starts": [int(step) for step in results[0].stage_starts],
+        }
+        write_text(sidecar, json.dumps(json_ready(record), indent=1) + "\n")
+        finals = [result.history.last("rel_l2") for result in results]
+        log(f"    final rel L2 {' / '.join(f'{value:.3g}' for value in finals)}; "
+            f"{record['train_seconds']:.0f} s train, {record['compile_seconds']:.0f} s compile")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Analysis of saved histories
+
+
+def finite(values) -> np.ndarray:
+    values = np.asarray(values, float)
+    return values[np.isfinite(values)]
+
+
+def first_stage_end(history, stage_starts: Sequence[int]) -> int:
+    """The last step of the plan's first stage (the run's last step for one-stage plans)."""
+    steps = history["step"]
+    if "stage" in history and np.any(history["stage"] > 0):
+        return int(steps[history["stage"] == 0].max())
+    if len(stage_starts) > 1:
+        return int(stage_starts[1])
+    return int(steps.max())
+
+
+def snr_in_diffusion(history, transitions: Mapping[str, int | None], stage_starts: Sequence[int]):
+    """``(median SNR, [d, e], rows)`` of the diffusion window (:data:`SNR_DIFFUSION_DEFINITION`)."""
+    if "snr" not in history or len(history) == 0:
+        return None, None, 0
+    steps, snr = history["step"], history["snr"]
+    end_of_stage = first_stage_end(history, stage_starts)
+    start = transitions.get("diffusion_start")
+    start = DIFFUSION_FALLBACK_START if start is None else int(start)
+    end = transitions.get("equilibrium_start")
+    if end is not None and start < int(end) <= end_of_stage:
+        inside = (steps >= start) & (steps < int(end))
+        window = [start, int(end)]
+    else:
+        inside = (steps >= start) & (steps <= end_of_stage)
+        window = [start, end_of_stage]
+    if "stage" in history:
+        inside &= history["stage"] == 0
+    values = finite(snr[inside])
+    if values.size < MIN_WINDOW_ROWS:
+        return None, window, int(values.size)
+    return float(np.median(values)), window, int(values.size)
+
+
+def geometric_mean(values: Sequence[float | None]) -> float | None:
+    """Geometric mean of positive values; inf when one is inf (a diverged seed), None when none is usable."""
+    usable = [value for value in values if value is not None and not math.isnan(value) and value > 0]
+    if not usable:
+        return None
+    if any(math.isinf(value) for value in usable):
+        return math.inf
+    return float(math.exp(sum(math.log(value) for value in usable) / len(usable)))
+
+
+def verdict(errors: Sequence[float], reference: Sequence[float]) -> str:
+    """:data:`VERDICT_RULE` applied to two sets of per-seed final errors (inf for a diverged seed)."""
+    mine, theirs = geometric_mean(errors), geometric_mean(reference)
+    if mine is None or theirs is None:
+        return "no result"
+    if mine < theirs and max(errors) < min(reference):
+        return "helps"
+    if mine > theirs and min(errors) > max(reference):
+        return "hurts"
+    return "no difference within seed spread"
+
+
+def analyze_cell(histories_dir: Path, sidecar: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers of one (problem, plan, scheme) cell from its saved histories."""
+    from pinnkit.diagnostics.transitions import detect_transitions
+    from pinnkit.history import History
+
+    stem = cell_stem(sidecar["problem"], sidecar["plan"], sidecar["scheme"])
+    entry: dict[str, Any] = {key: sidecar[key] for key in ("problem", "plan", "scheme", "seeds", "precision",
+                                                          "status", "train_seconds", "compile_seconds",
+                                                          "stage_starts")}
+    scheme = SCHEMES.get(sidecar["scheme"])
+    config = sidecar["config"]
+    entry.update(reweight=config["reweight"], reweight_options=config["reweight_options"],
+                 hold_every=config["hold_every"], against=scheme.against if scheme else None)
+    steps = max(sidecar["steps"])
+    entry["steps"] = steps
+    entry["ms_per_step"] = 1000 * sidecar["train_seconds"] / steps if steps else None
+    per_seed: dict[str, list] = {key: [] for key in (
+        "final_rel_l2", "best_rel_l2", "diffusion_start", "equilibrium_start", "snr_diffusion",
+        "snr_diffusion_window", "snr_diffusion_rows", "final_mse", "stage_seconds")}
+    for seed, status in zip(sidecar["seeds"], sidecar["status"], strict=True):
+        history = History.from_csv(histories_dir / f"{stem}__seed{seed}.csv")
+        errors = finite(history["rel_l2"]) if "rel_l2" in history else np.array([])
+        diverged = status != "completed"
+        per_seed["final_rel_l2"].append(math.inf if diverged or not errors.size else float(errors[-1]))
+        per_seed["best_rel_l2"].append(float(errors.min()) if errors.size else None)
+        per_seed["final_mse"].append(history.last("mse") if "mse" in history else None)
+        transitions = detect_transitions(history)
+        per_seed["diffusion_start"].append(transitions["diffusion_start"])
+        per_seed["equilibrium_start"].append(transitions["equilibrium_start"])
+        value, window, rows = snr_in_diffusion(history, transitions, sidecar["stage_starts"])
+        per_seed["snr_diffusion"].append(value)
+        per_seed["snr_diffusion_window"].append(window)
+        per_seed["snr_diffusion_rows"].append(rows)
+        per_seed["stage_seconds"].append(stage_seconds(history))
+    entry.update(per_seed)
+    entry["stage_seconds"] = per_seed["stage_seconds"][0]  # the seeds share one clock
+    finals = [value for value in entry["final_rel_l2"] if value is not None]
+    entry["final_rel_l2_geomean"] = geometric_mean(finals)
+    usable = finite([value for value in finals if not math.isinf(value)])
+    entry["final_rel_l2_mean"] = float(usable.mean()) if usable.size else None
+    entry["final_rel_l2_std"] = float(usable.std()) if usable.size else None
+    entry["best_rel_l2_geomean"] = geometric_mean(entry["best_rel_l2"])
+    entry["snr_diffusion_geomean"] = geometric_mean(entry["snr_diffusion"])
+    return entry
+
+
+def stage_seconds(history) -> list[float]:
+    """Training seconds spent in each stage (from the ``wall_time_s`` column)."""
+    if "wall_time_s" not in history or len(history) == 0:
+        return []
+    wall = history["wall_time_s"]
+    stage = history["stage"] if "stage" in history else np.zeros(len(history))
+    out, previous = [], 0.0
+    for index in range(int(np.nanmax(stage)) + 1):
+        rows = np.flatnonzero(stage == index)
+        if rows.size == 0:
+            out.append(0.0)
+            continue
+        last = float(wall[rows[-1]])
+        out.append(last - previous)
+        previous = last
+    return out
+
+
+def compare_cells(cells: list[dict[str, Any]]) -> None:
+    """Add to each cell its ratio, SNR ratio and verdict against no reweighting (and against its base)."""
+    index = {(cell["problem"], cell["plan"], cell["scheme"]): cell for cell in cells}
+    for cell in cells:
+        for key, other_name in (("none", "none"), ("base", cell.get("against"))):
+            other = index.get((cell["problem"], cell["plan"], other_name)) if other_name else None
+            if other is None or other is cell:
+                cell[f"vs_{key}"] = None
+                continue
+            cell[f"vs_{key}"] = {
+                "scheme": other_name,
+                "final_rel_l2_ratio": ratio(cell["final_rel_l2_geomean"], other["final_rel_l2_geomean"]),
+                "best_rel_l2_ratio": ratio(cell["best_rel_l2_geomean"], other["best_rel_l2_geomean"]),
+                "snr_diffusion_ratio": ratio(cell["snr_diffusion_geomean"], other["snr_diffusion_geomean"]),
+                "time_ratio": ratio(cell["train_seconds"], other["train_seconds"]),
+                "verdict": verdict(cell["final_rel_l2"], other["final_rel_l2"]),
+            }
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    """numerator / denominator, None when either is missing or the denominator is zero."""
-    if numerator is None or denominator is None or denominator == 0:
+    if numerator is None or denominator is None or denominator == 0 or not math.isfinite(denominator):
         return None
     return numerator / denominator
 
 
-def add_gains(results: list[dict[str, Any]]) -> None:
-    """Each entry's gain over vanilla on the same problem: vanilla error / scheme error (final and best)."""
-    vanilla = {entry["problem"]: entry for entry in results if entry["reweight"] == "none"}
-    for entry in results:
-        base = vanilla.get(entry["problem"])
-        for key in ("final_rel_l2", "best_rel_l2"):
-            entry[f"{key}_gain"] = ratio(base[f"{key}_mean"], entry[f"{key}_mean"]) if base else None
-
-
-def results_table(results: Sequence[Mapping[str, Any]]) -> str:
-    """The markdown table of a run: one row per (problem, scheme)."""
-    header = ["problem", "scheme", "final rel L2", "final per seed", "best rel L2", "gain final / best",
-              "steps to 0.1 (per seed)", "steps to 0.01 (per seed)", "train s (3 seeds)", "ms/step"]
-    rows = []
-    for entry in results:
-        ms = 1000 * entry["wall_time_s"] / entry["steps"] if entry["steps"] else None
-        gain = "(reference)" if entry["reweight"] == "none" else (
-            f"{common.format_value(entry.get('final_rel_l2_gain'), 2)}x / "
-            f"{common.format_value(entry.get('best_rel_l2_gain'), 2)}x")
-        rows.append([
-            entry["problem"], SCHEME_LABELS[entry["reweight"]], common.format_mean_std(entry, "final_rel_l2"),
-            common.format_per_seed(entry["final_rel_l2"]), common.format_mean_std(entry, "best_rel_l2"), gain,
-            common.format_per_seed(entry["steps_to_0.1"]), common.format_per_seed(entry["steps_to_0.01"]),
-            f"{entry['wall_time_s']:.0f}", common.format_value(ms, 3),
-        ])
-    return common.markdown_table(header, rows)
-
-
-def figure_for(problem: str, results: Sequence[Mapping[str, Any]]):
-    """Relative L2 against step for each scheme: mean over seeds, min/max band, each seed thin."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
-    axis = figure.subplots()
-    for index, entry in enumerate(entry for entry in results if entry["problem"] == problem):
-        steps, mean, low, high = common.seed_band(entry["curves"], "step")
-        color = f"C{index}"
-        axis.plot(steps, mean, color=color, lw=1.5, label=f"{SCHEME_LABELS[entry['reweight']]} (mean of "
-                                                         f"{entry['seeds']} seeds)")
-        axis.fill_between(steps, low, high, color=color, alpha=0.15, lw=0)
-        for curve in entry["curves"]:
-            axis.plot(curve["step"], curve["rel_l2"], color=color, lw=0.5, alpha=0.6)
-    axis.set_yscale("log")
-    axis.set_xlabel("Adam step")
-    axis.set_ylabel("relative L2 error")
-    axis.set_title(f"{problem}: reweighting under Adam (thin: each seed; band: min/max)")
-    axis.grid(True, which="both", alpha=0.3)
-    axis.legend()
-    return figure
-
-
-def verdict(results: Sequence[Mapping[str, Any]]) -> list[str]:
-    """One measured sentence per (problem, reweighted scheme): does it help, by how much, vs the paper.
-
-    "Helps" needs both the final and the best error lower by at least ``CLEAR``x; when neither the scheme nor
-    vanilla gets below ``LEARNED`` relative L2, the budget was too small to say anything.
-    """
-    vanilla = {entry["problem"]: entry for entry in results if entry["reweight"] == "none"}
-    lines = []
-    for entry in results:
-        base = vanilla.get(entry["problem"])
-        if entry["reweight"] == "none" or base is None:
+def scheme_lines(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per reweighting scheme and plan: does it beat or match no reweighting on at least two of the problems?"""
+    out = []
+    for name in SCHEMES:
+        if name == "none":
             continue
-        name = f"{entry['problem']}, {SCHEME_LABELS[entry['reweight']]}"
-        final_gain, best_gain = entry.get("final_rel_l2_gain"), entry.get("best_rel_l2_gain")
-        if final_gain is None or best_gain is None:
-            lines.append(f"- {name}: no finite comparison (a run diverged).")
-            continue
-        value = common.format_value
-        if min(entry["best_rel_l2_mean"], base["best_rel_l2_mean"]) >= LEARNED and best_gain >= CLEAR:
-            word = (f"better, but neither it nor vanilla gets below {LEARNED:g} relative L2 at this budget: "
-                    "too early to say how much it helps")
-        elif min(entry["best_rel_l2_mean"], base["best_rel_l2_mean"]) >= LEARNED:
-            word = f"no verdict at this budget (neither it nor vanilla gets below {LEARNED:g} relative L2)"
-        elif final_gain >= CLEAR and best_gain >= CLEAR:
-            word = "helps"
-        elif final_gain <= 1 / CLEAR and best_gain <= 1 / CLEAR:
-            word = "hurts"
-        elif 1 / CLEAR < final_gain < CLEAR and 1 / CLEAR < best_gain < CLEAR:
-            word = f"no clear difference (within a factor {CLEAR:g})"
-        else:
-            word = "mixed"
-        cost = ratio(entry["wall_time_s"], base["wall_time_s"])
-        paper = PAPER_RATIO.get(entry["problem"]) if entry["reweight"] == "rba" else None
-        medians = [median(item["final_rel_l2"]) for item in (base, entry)]
-        finals = (f"{value(base['final_rel_l2_mean'])} vs {value(entry['final_rel_l2_mean'])}; ratio of "
-                  f"medians {value(ratio(*medians), 2)}")
-        bests = f"{value(base['best_rel_l2_mean'])} vs {value(entry['best_rel_l2_mean'])}"
-        lines.append(
-            f"- {name}: **{word}**. Error ratio vanilla / scheme after {entry['steps']} steps: final "
-            f"{value(final_gain, 2)} ({finals}), best {value(best_gain, 2)} ({bests}); training time "
-            f"{value(cost, 2)}x vanilla's"
-            + (f"; the paper's RBA: {paper:g} (final, after ~300k GPU steps)." if paper else ".")
-        )
-        plain = next((item for item in results if item["problem"] == entry["problem"]
-                      and item["reweight"] == "rba"), None)
-        if entry["reweight"] == "gradient-aware" and plain is not None:
-            lines.append(
-                f"  Against plain RBA: error ratio RBA / gradient-aware final "
-                f"{value(ratio(plain['final_rel_l2_mean'], entry['final_rel_l2_mean']), 2)}, best "
-                f"{value(ratio(plain['best_rel_l2_mean'], entry['best_rel_l2_mean']), 2)}, at "
-                f"{value(ratio(entry['wall_time_s'], plain['wall_time_s']), 2)}x RBA's training time (its "
-                "per-sample gradient norms cost 4 extra JVPs of the residual per step)."
-            )
-    return lines
-
-
-def median(values: Sequence[float | None]) -> float | None:
-    """The median of the finite values (None when there are none)."""
-    finite = [value for value in values if value is not None and math.isfinite(value)]
-    return float(statistics.median(finite)) if finite else None
-
-
-def paper_comparison(results: Sequence[Mapping[str, Any]]) -> str:
-    """Our mean errors (vanilla, RBA) next to the paper's logged ones at the paper's checkpoints we reach."""
-    rows = []
-    for problem, checkpoints in PAPER_CURVES.items():
-        ours = {entry["reweight"]: entry for entry in results if entry["problem"] == problem}
-        if "none" not in ours or "rba" not in ours:
-            continue
-        for step, (paper_vanilla, paper_rba) in checkpoints.items():
-            if step > ours["none"]["steps"]:
+        for plan in PLANS:
+            mine = [cell for cell in cells if cell["scheme"] == name and cell["plan"] == plan and cell["vs_none"]]
+            if not mine:
                 continue
-            measured = []
-            for scheme in ("none", "rba"):
-                steps, mean, _, _ = common.seed_band(ours[scheme]["curves"], "step")
-                at = steps <= step
-                measured.append(common.format_value(float(mean[at][-1])) if at.any() else "—")
-            rows.append([problem, f"{step:,}", f"{paper_vanilla:g}", f"{paper_rba:g}", *measured])
-    header = ["problem", "step", "paper vanilla", "paper RBA", "ours vanilla (mean)", "ours RBA (mean)"]
-    return common.markdown_table(header, rows) if rows else ""
+            verdicts = {cell["problem"]: cell["vs_none"]["verdict"] for cell in mine}
+            ok = [problem for problem, word in verdicts.items() if word != "hurts" and word != "no result"]
+            out.append({"scheme": name, "plan": plan, "verdicts": verdicts, "beats_or_matches_on": ok,
+                        "problems": len(verdicts), "answer": len(ok) >= min(2, len(verdicts))})
+    return out
 
 
-def phase_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The SNR phase onsets that ``pinnkit.diagnostics.detect_phases`` found in each run, per seed."""
-    lines = ["Phase onsets detected on the batch-gradient SNR (`pinnkit.diagnostics.detect_phases`), per "
-             "seed (— where none was found):"]
-    for entry in results:
-        lines.append(f"- {entry['problem']}, {SCHEME_LABELS[entry['reweight']]}: diffusion from step "
-                     f"{common.format_per_seed(entry['diffusion_start'])}; diffusion equilibrium from step "
-                     f"{common.format_per_seed(entry['equilibrium_start'])}.")
-    return lines
+def analyze(results_dir: Path, problems: Sequence[str] | None = None,
+            schemes: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Every saved cell (optionally restricted to some problems and schemes), analysed and compared."""
+    histories_dir = results_dir / NAME / "histories"
+    cells = []
+    order = {name: rank for rank, name in enumerate(SCHEMES)}
+    problem_order = {name: rank for rank, name in enumerate(PROBLEMS)}
+    sidecars = []
+    for path in sorted(histories_dir.glob("*.json")):
+        sidecar = json.loads(path.read_text())
+        if problems is not None and sidecar["problem"] not in problems:
+            continue
+        if schemes is not None and sidecar["scheme"] not in schemes:
+            continue
+        sidecars.append(sidecar)
+    sidecars.sort(key=lambda s: (problem_order.get(s["problem"], 99), PLANS.index(s["plan"])
+                                 if s["plan"] in PLANS else 99, order.get(s["scheme"], 99)))
+    for sidecar in sidecars:
+        cells.append(analyze_cell(histories_dir, sidecar))
+    compare_cells(cells)
+    return cells
 
 
-def command_line(quick: bool) -> str:
-    return "python benchmarks/reweighting.py --json" + (" --quick" if quick else "")
+# --------------------------------------------------------------------------------------------------------------
+# Environment, JSON
 
 
-def setup_lines(payload: Mapping[str, Any]) -> list[str]:
-    lines = []
-    for config in payload["configs"]:
-        params = ", ".join(f"{key} = {value:g}" for key, value in config["problem_params"].items())
-        name = f"{config['problem']} ({params})" if params else config["problem"]
-        network = f"{config['depth']}x{config['width']} tanh MLP"
-        lines.append(f"- {name}: {network}, {config['points']} collocation points, {config['steps']} "
-                     f"full-batch Adam steps (1e-3, x0.9 every 5000), "
-                     f"{config['seeds']} seeds vmapped in one program, float32.")
-    return lines
+def machine() -> dict[str, Any]:
+    """Platform, cores and package versions."""
+    versions = {}
+    for package in ("pinnkit", "jax", "jaxlib", "equinox", "optax", "numpy", "jaxtyping"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    import jax
+
+    return {"platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
+            "python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "jax_backend": jax.default_backend(), "versions": versions,
+            "note": "2 CPU cores shared with other jobs while measuring: wall times are noisy"}
 
 
-def benchmarks_section(payload: Mapping[str, Any]) -> str:
-    """The body of the "## Reweighting" section of docs/benchmarks.md."""
-    results = payload["results"]
-    env = payload["environment"]
-    figures = "\n".join(f"![{problem}](figures/reweighting_{problem}.png)" for problem in payload["problems"])
-    return "\n".join([
-        "Vanilla vs RBA vs gradient-aware RBA (`pinnkit.rba`, `pinnkit.gradient_aware_rba`, library "
-        "defaults: eta = 1e-3, gamma = 0.999, max normalization, weights start at 0) under Adam. Same "
-        "architecture, initialisations (seeds 0-2), collocation points and steps for every scheme.",
-        "",
-        f"Command: `{payload['command']}` ({payload['mode']} mode; the whole script took "
-        f"{payload['total_time_s'] / 60:.1f} min on {env['cpu_count']} CPU cores shared with other jobs, "
-        f"jax {env['versions'].get('jax')}, {env['jax_backend']}).",
-        "",
-        *setup_lines(payload),
-        "",
-        results_table(results),
-        "",
-        "Errors are mean ± std over seeds; \"gain\" is vanilla's mean error divided by the scheme's "
-        "(above 1: the scheme is better). Steps to a threshold are the first logged step at or below it "
-        f"(logged {common.logging_note(results)}); — where a seed never reached it. Train seconds are for "
-        "all seeds together, compilation excluded; wall times are noisy (shared machine).",
-        "",
-        *verdict(results),
-        "",
-        PAPER_CONTEXT,
-        "",
-        paper_comparison(results),
-        "",
-        *phase_lines(results),
-        "",
-        figures,
-    ])
+def json_ready(value: Any) -> Any:
+    """``value`` with NaN/inf as None, NumPy scalars as Python ones and mappings as dicts, ready for JSON."""
+    if isinstance(value, Mapping):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
-def reweighting_page_section(payload: Mapping[str, Any]) -> str:
-    """The body of the section appended to docs/reweighting.md."""
-    return "\n".join([
-        f"Measured with `{payload['command']}` on {payload['environment']['cpu_count']} shared CPU cores "
-        "(details and figures in [benchmarks.md](benchmarks.md#reweighting)).",
-        "",
-        *setup_lines(payload),
-        "",
-        results_table(payload["results"]),
-        "",
-        *verdict(payload["results"]),
-        "",
-        PAPER_CONTEXT,
-        "",
-        paper_comparison(payload["results"]),
-        "",
-        *phase_lines(payload["results"]),
-    ])
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
 
 
-def write_docs(payload: Mapping[str, Any], docs_dir: Path) -> list[Path]:
-    """Figures and the two doc sections."""
-    written = []
-    for problem in payload["problems"]:
-        figure = figure_for(problem, payload["results"])
-        written.append(common.save_figure(figure, docs_dir / "figures" / f"reweighting_{problem}.png"))
-    written.append(common.write_benchmarks_section(docs_dir, SECTION, benchmarks_section(payload)))
-    page = docs_dir / "reweighting.md"
-    common.replace_section(page, REWEIGHTING_PAGE_SECTION, reweighting_page_section(payload))
-    written.append(page)
-    return written
-
-
-def run(quick: bool) -> dict[str, Any]:
-    """Train every grid and gather the JSON payload."""
-    start = time.perf_counter()
-    grids = configs(quick)
-    results = []
-    for config in grids:
-        results += common.run_grid(config)
-    add_gains(results)
+def settings(scale: Scale, mode: str) -> dict[str, Any]:
     return {
-        "benchmark": "reweighting", "mode": "quick" if quick else "full", "command": command_line(quick),
-        "problems": [config.problem for config in grids],
-        "configs": [config.to_dict() for config in grids],
-        "environment": common.environment(),
-        "total_time_s": time.perf_counter() - start,
-        "results": results,
+        "mode": mode, **dataclasses.asdict(scale), "architecture": "tanh MLP, inputs mapped onto [-1, 1]",
+        "learning_rate": "1e-3, x0.9 every 5000 steps (the library default)",
+        "plans": {"adam": f"{scale.steps} Adam steps, float32",
+                  "adam+ssbroyden": f"{scale.switch_step} Adam steps, then {scale.steps - scale.switch_step} "
+                                    "SSBroyden iterations (line search included), float64"},
+        "problems": {name: dict(params) for name, params in PROBLEMS.items()},
+        "schemes": {name: {"reweight": scheme.reweight, "options": dict(scheme.options),
+                           "hold_every": scheme.hold_every, "plans": list(scheme.plans),
+                           "against": scheme.against, "label": scheme.label} for name, scheme in SCHEMES.items()},
+        "why": ("CPU scale for 2 shared cores: a whole grid of 39 cells x 3 vmapped seeds in about 90 minutes of "
+                "training. Measured first: a 3x30 network costs ~2x a 3x20 one per step; an SSBroyden iteration "
+                "costs ~5-8 Adam steps (float64, vmapped line search) and dominates; gradient-aware RBA costs ~5x "
+                "an Adam step (4 extra JVPs of the residual). 3x20 with 2000 points keeps the grid in budget."),
     }
 
 
+def payload(cells: list[dict[str, Any]], scale: Scale, mode: str, command: str,
+            total_seconds: float | None) -> dict[str, Any]:
+    return {
+        "benchmark": NAME,
+        "question": ("Does each reweighting scheme help, per problem and optimizer plan, and does vRBA raise the "
+                     "gradient SNR in the diffusion phase?"),
+        "command": command,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "settings": settings(scale, mode),
+        "definitions": {"snr_diffusion": SNR_DIFFUSION_DEFINITION, "verdict": VERDICT_RULE,
+                        "best_rel_l2": BEST_NOTE,
+                        "train_seconds": "training seconds of the cell, all seeds together in one vmapped program, "
+                                         "compilation excluded; ms_per_step = 1000 train_seconds / steps",
+                        "final_rel_l2": "relative L2 error of the last logged row (inf: the seed diverged)"},
+        "total_seconds": total_seconds,
+        "cells": cells,
+        "scheme_lines": scheme_lines(cells),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and math.isinf(value):
+        return "diverged"
+    return f"{value:.{digits}g}"
+
+
+def fmt_steps(values: Sequence[int | None]) -> str:
+    return " / ".join("—" if value is None else str(int(value)) for value in values)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main_table(cells: Sequence[Mapping[str, Any]]) -> str:
+    header = ["problem", "plan", "scheme", "final rel. L2 mean ± std", "final per seed", "× none (geo. mean)",
+              "verdict vs none", "best (with hindsight) per seed", "SNR in diffusion (× none)",
+              "diffusion / equilibrium onset per seed", "train s (ms/step)"]
+    rows = []
+    for cell in cells:
+        if cell["scheme"] not in MAIN_SCHEMES:
+            continue
+        vs = cell.get("vs_none")
+        mean_std = (f"{fmt(cell['final_rel_l2_mean'])} ± {fmt(cell['final_rel_l2_std'], 2)}"
+                    if cell["final_rel_l2_mean"] is not None else "—")
+        snr = fmt(cell["snr_diffusion_geomean"], 2)
+        if vs and vs["snr_diffusion_ratio"] is not None:
+            snr += f" ({fmt(vs['snr_diffusion_ratio'], 2)}×)"
+        rows.append([
+            cell["problem"], cell["plan"], cell["scheme"], mean_std,
+            " / ".join(fmt(value) for value in cell["final_rel_l2"]),
+            fmt(vs["final_rel_l2_ratio"], 2) if vs else "1 (reference)",
+            f"**{vs['verdict']}**" if vs else "—",
+            " / ".join(fmt(value) for value in cell["best_rel_l2"]),
+            snr,
+            f"{fmt_steps(cell['diffusion_start'])}; {fmt_steps(cell['equilibrium_start'])}",
+            f"{cell['train_seconds']:.0f} ({fmt(cell['ms_per_step'], 3)})",
+        ])
+    return markdown_table(header, rows)
+
+
+def variants_table(cells: Sequence[Mapping[str, Any]]) -> str:
+    header = ["problem", "plan", "variant", "against", "final per seed", "against's final per seed",
+              "× against (geo. mean)", "verdict vs against", "× none", "verdict vs none",
+              "SNR in diffusion (× against)", "train s (× against)"]
+    index = {(cell["problem"], cell["plan"], cell["scheme"]): cell for cell in cells}
+    rows = []
+    for cell in cells:
+        base = cell.get("vs_base")
+        if not base:
+            continue
+        other = index[(cell["problem"], cell["plan"], base["scheme"])]
+        none = cell.get("vs_none")
+        rows.append([
+            cell["problem"], cell["plan"], cell["scheme"], base["scheme"],
+            " / ".join(fmt(value) for value in cell["final_rel_l2"]),
+            " / ".join(fmt(value) for value in other["final_rel_l2"]),
+            fmt(base["final_rel_l2_ratio"], 2), f"**{base['verdict']}**",
+            fmt(none["final_rel_l2_ratio"], 2) if none else "—", none["verdict"] if none else "—",
+            f"{fmt(cell['snr_diffusion_geomean'], 2)} ({fmt(base['snr_diffusion_ratio'], 2)}×)",
+            f"{cell['train_seconds']:.0f} ({fmt(base['time_ratio'], 2)}×)",
+        ])
+    return markdown_table(header, rows) if rows else ""
+
+
+def cost_table(cells: Sequence[Mapping[str, Any]]) -> str:
+    """Mean ms/step per scheme and plan over the problems, and the ratio to no reweighting."""
+    header = ["scheme", *[f"{plan}: ms/step (× none)" for plan in PLANS]]
+    rows = []
+    for name in SCHEMES:
+        row = [name]
+        for plan in PLANS:
+            mine = [cell for cell in cells if cell["scheme"] == name and cell["plan"] == plan]
+            if not mine:
+                row.append("—")
+                continue
+            ms = float(np.mean([cell["ms_per_step"] for cell in mine]))
+            ratios = [cell["vs_none"]["time_ratio"] for cell in mine if cell.get("vs_none")]
+            ratios = [value for value in ratios if value is not None]
+            row.append(f"{ms:.1f}" + (f" ({np.mean(ratios):.2f}×)" if ratios else ""))
+        rows.append(row)
+    return markdown_table(header, rows)
+
+
+def scheme_sentence(line: Mapping[str, Any]) -> str:
+    verdicts = line["verdicts"]
+    groups: dict[str, list[str]] = {}
+    for problem, word in verdicts.items():
+        groups.setdefault(word, []).append(problem)
+    parts = [f"{word} on {', '.join(problems)}" for word, problems in groups.items()]
+    answer = "yes" if line["answer"] else "no"
+    where = ""
+    if not line["answer"]:
+        bad = [problem for problem in verdicts if problem not in line["beats_or_matches_on"]]
+        where = f"; it falls behind on {', '.join(bad)}"
+    return (f"- **{line['scheme']}**, {line['plan']}: {answer}, beats or matches no reweighting on "
+            f"{len(line['beats_or_matches_on'])} of {line['problems']} problems ({'; '.join(parts)}){where}.")
+
+
+def snr_sentences(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Does vRBA raise the SNR in diffusion over no reweighting and over RBA? One line per plan and problem."""
+    index = {(cell["problem"], cell["plan"], cell["scheme"]): cell for cell in cells}
+    lines = []
+    for (problem, plan, scheme), cell in index.items():
+        if scheme not in ("vrba-exp", "vrba-lin"):
+            continue
+        none, rba = index.get((problem, plan, "none")), index.get((problem, plan, "rba"))
+        parts = [f"{scheme} {fmt(cell['snr_diffusion_geomean'], 2)}"]
+        for other in (none, rba):
+            if other is not None:
+                parts.append(f"{other['scheme']} {fmt(other['snr_diffusion_geomean'], 2)} "
+                             f"(× {fmt(ratio(cell['snr_diffusion_geomean'], other['snr_diffusion_geomean']), 2)})")
+        lines.append(f"- {problem}, {plan}: median SNR in diffusion " + ", ".join(parts) + ".")
+    return lines
+
+
+def markdown(data: Mapping[str, Any]) -> str:
+    """The Markdown that docs/reweighting.md shows: setup, the table, the rule, per-scheme lines, variants, cost."""
+    cells = data["cells"]
+    scale = data["settings"]
+    env = data["machine"]
+    total = data.get("total_seconds")
+    train_total = sum(cell["train_seconds"] for cell in cells)
+    lines = [
+        f"Measured with `{data['command']}` on {data['date'][:10]} ({env['cpu_count']} CPU cores shared with other "
+        f"jobs, {env['platform']}, jax {env['versions'].get('jax')}, optax {env['versions'].get('optax')}, "
+        f"equinox {env['versions'].get('equinox')}): {train_total / 60:.0f} min of training"
+        + (f", {total / 60:.0f} min in all (compilation included)." if total else "."),
+        "",
+        f"Setup: {scale['depth']}x{scale['width']} tanh MLPs, {scale['points']} collocation points (LHS, fixed), "
+        f"{scale['seeds']} seeds per cell vmapped in one program (same points for every cell of a problem), "
+        f"{scale['steps']} steps: `adam` = {scale['steps']} Adam steps (float32); `adam+ssbroyden` = "
+        f"{scale['switch_step']} Adam steps then {scale['steps'] - scale['switch_step']} SSBroyden iterations "
+        "(float64 for the whole run; weights held during SSBroyden unless stated). Adam at 1e-3. Batch-gradient "
+        f"SNR over {scale['snr_batches']} fixed batches, logged every {scale['dense_every']} steps up to "
+        f"{scale['dense_until']}, then every {scale['log_every']}. Reweighting with the library defaults "
+        "(eta = 1e-3, gamma = 0.999, weights start at 0). Helmholtz: a1 = 1, a2 = 4.",
+        "",
+        main_table(cells),
+        "",
+        "Final rel. L2: last logged row; \"× none\": the geometric mean of the seeds' final errors divided by "
+        "no reweighting's (below 1: lower error). " + BEST_NOTE[0].upper() + BEST_NOTE[1:] + ". Onsets: "
+        "`detect_transitions` per seed (— none detected). Train seconds: all seeds together, compilation excluded.",
+        "",
+        VERDICT_RULE,
+        "",
+        "SNR in diffusion: " + SNR_DIFFUSION_DEFINITION,
+        "",
+        "Does each scheme beat or match no reweighting on at least two of the three problems?",
+        "",
+        *(scheme_sentence(line) for line in data["scheme_lines"]
+          if line["scheme"] in MAIN_SCHEMES),
+        "",
+    ]
+    snr = snr_sentences(cells)
+    if snr:
+        lines += ["Does vRBA raise the batch-gradient SNR in the diffusion phase?", "", *snr, ""]
+    variants = variants_table(cells)
+    if variants:
+        lines += ["Variants: the SNR coupling (`rba-snr1`: `snr_coupling=1.0`, under Adam) and weights advanced "
+                  "every SSBroyden iteration (`*-qn-advance`: `hold_every=1`) instead of held for the stage "
+                  "(`hold_every=\"auto\"`), each against its base scheme with the same rule:", "", variants, ""]
+    lines += ["Cost per scheme (mean over the problems of the cell's ms per step, all seeds together; the "
+              "ratio is per problem to no reweighting, then averaged):", "", cost_table(cells), ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the JSON object on stdout")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny smoke test (a few steps per run, a tiny network; results in a temporary folder "
+                             "unless --results-dir is given)")
+    parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=None)
+    parser.add_argument("--schemes", nargs="+", choices=list(SCHEMES), default=None,
+                        help="schemes and variants to run (default: all); a variant is compared against its base "
+                             "and none only when those ran too")
+    parser.add_argument("--results-dir", type=Path, default=None,
+                        help=f"where reweighting.json and reweighting/ go (default: {RESULTS_DIR} in full mode)")
+    parser.add_argument("--from-results", action="store_true",
+                        help="rebuild the JSON and the Markdown from the saved histories, without training")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip cells whose histories were saved by an earlier run of the same configuration")
+    args = parser.parse_args(argv)
+    scale = QUICK if args.quick else FULL
+    mode = "quick" if args.quick else "full"
+    results_dir = args.results_dir
+    if results_dir is None:
+        results_dir = Path(tempfile.mkdtemp(prefix="reweighting-quick-")) if args.quick else RESULTS_DIR
+    problems = args.problems or list(PROBLEMS)
+    schemes = args.schemes or list(SCHEMES)
+    command = "python benchmarks/reweighting.py" + (" --quick" if args.quick else "")
+    for flag, values in (("--problems", args.problems), ("--schemes", args.schemes)):
+        if values:
+            command += f" {flag} {' '.join(values)}"
+    start = time.perf_counter()
+    total = None
+    if args.from_results:
+        previous = results_dir / f"{NAME}.json"
+        if previous.exists():
+            total = json.loads(previous.read_text()).get("total_seconds")
+    else:
+        from pinnkit.compilation_cache import enable_compilation_cache
+
+        enable_compilation_cache()
+        log(f"results in {results_dir}; {mode} mode: {len(problems)} problem(s), schemes {schemes}")
+        train(scale, problems, schemes, results_dir, resume=args.resume)
+        total = time.perf_counter() - start
+    cells = analyze(results_dir, problems if args.from_results and args.problems else None,
+                    schemes if args.from_results and args.schemes else None)
+    if not cells:
+        parser.error(f"no saved histories under {results_dir / NAME / 'histories'}")
+    data = json_ready(payload(cells, scale, mode, command, total))
+    write_text(results_dir / f"{NAME}.json", json.dumps(data, indent=1) + "\n")
+    text = markdown(data)
+    write_text(results_dir / NAME / "table.md", text)
+    log(f"wrote {results_dir / f'{NAME}.json'} and {results_dir / NAME / 'table.md'}")
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print(text)
+    return 0
+
+
 if __name__ == "__main__":
-    raise SystemExit(common.main(__doc__, run, write_docs, lambda payload: [
-        results_table(payload["results"]), *verdict(payload["results"])]))
+    raise SystemExit(main())

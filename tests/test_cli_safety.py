@@ -210,12 +210,11 @@ def test_overwrite_swaps_in_a_complete_new_output_in_one_step(tmp_path, comparis
 
 
 def test_a_second_compare_on_a_busy_folder_is_refused_and_the_first_finishes_intact(tmp_path, env):
-    # About 10 s of training here: long enough to be busy while the second ones start.
-    first = spawn(["compare", *T[:6], "--snr-batches", "0", "--param", "grid_size=21", "--optimizers", "adam",
-                   "--reweight", "none", "--steps", "20000", "--log-every", "100", "--out", "same"], tmp_path, env)
+    first = spawn(["compare", *COMPARE, "--steps", "2000", "--log-every", "100", "--out", "same"], tmp_path, env)
     try:
         wait_for(lambda: read_marker(tmp_path / "same") is not None, first, what="the first compare claimed 'same'")
-        # Without and with --overwrite, both at once.
+        # Paused, it holds the folder for as long as the second ones need, however loaded the machine.
+        first.send_signal(signal.SIGSTOP)
         seconds = [spawn(["compare", *COMPARE, "--steps", "10", "--out", "same", *extra], tmp_path, env)
                    for extra in ([], ["--overwrite"])]
         for second in seconds:
@@ -223,17 +222,18 @@ def test_a_second_compare_on_a_busy_folder_is_refused_and_the_first_finishes_int
             assert second.returncode == 2
             line = one_line(stderr)
             assert "in use by another pinnkit run" in line and f"pid {first.pid}" in line
-        assert first.poll() is None, "the first compare ended before the second was refused"
+        first.send_signal(signal.SIGCONT)
         _, stderr = first.communicate(timeout=300)
     finally:
         first.kill()
         first.wait()
     assert first.returncode == 0, stderr[-2000:]
     rows = list(csv.DictReader((tmp_path / "same" / "results.csv").open()))
-    assert len(rows) == 1 and rows[0]["steps"] == "20000"
-    assert strict_json(tmp_path / "same" / "summary.json")["config"]["steps"] == 20000
+    assert len(rows) == 1 and rows[0]["steps"] == "2000"
+    assert strict_json(tmp_path / "same" / "summary.json")["config"]["steps"] == 2000
     code, stderr = invoke("plot", tmp_path / "same")
     assert code == 0, stderr
+    assert sorted(os.listdir(tmp_path)) == ["same"]
     no_temporaries(tmp_path)
 
 

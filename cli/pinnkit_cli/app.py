@@ -62,10 +62,20 @@ def _on_signal(signum, frame) -> None:
     raise Terminated()
 
 
+def _unraisable(report) -> None:
+    # Python prints an exception raised where it cannot propagate (a gc callback, __del__) with its traceback.
+    # A signal's exception can land there: it is then raised again at the next safe point
+    # (errors.check_signals), and printing it would break the one-line rule.
+    if report.exc_type is not None and issubclass(report.exc_type, (KeyboardInterrupt, Terminated)):
+        return
+    sys.__unraisablehook__(report)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs a command and exits with its code (see :mod:`pinnkit_cli.errors`)."""
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    sys.unraisablehook = _unraisable
     if hasattr(signal, "SIGXFSZ"):
         # A file-size limit then fails the write (EFBIG, exit 3) instead of killing the process silently.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -120,9 +130,18 @@ def _run(argv: list[str] | None, compilation_cache: bool) -> tuple[int, str]:
                 return 0, ""
             return EXIT_BAD_INPUT, f"error: {one_line(error.format_message())}"
     except CliExit as error:
+        received = signal_exit()
+        if received is not None and error.code not in (EXIT_INTERRUPTED, EXIT_TERMINATED) and \
+                error.code != received[0]:
+            return received  # the command failed because of the signal (e.g. an import it broke)
         return error.code, error.message
     except BaseException as error:
         return _exit_for(error)
+    received = signal_exit()
+    if received is not None:
+        # The signal's exception was swallowed (see errors.check_signals) and the command finished: what it
+        # wrote is complete and kept, and the exit code still says it was interrupted.
+        return received
     if isinstance(code, int) and code == EXIT_INTERRUPTED:
         return code, "interrupted"
     return (code if isinstance(code, int) else 0), ""

@@ -20,7 +20,7 @@ from pinnkit.optimizers import OPTIMIZERS, REWEIGHTINGS
 from pinnkit.outputs import claim_output
 from pinnkit.report import draw_figures, write_comparison
 from pinnkit.resources import check_fits
-from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, fail
+from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, check_signals, fail
 from pinnkit_cli.options import parse_learning_rate, parse_list, parse_params, progress_bar, significant
 from pinnkit_cli.running import guarded, write_or_exit
 
@@ -134,6 +134,7 @@ def compare(
             done: dict[str, int] = {}
 
             def advance(label: str, step: int, total: int) -> None:
+                check_signals()  # a Ctrl-C whose KeyboardInterrupt was swallowed (see check_signals)
                 done[label] = step
                 progress.update(overall, completed=sum(done.values()), status=f"{label} step {step}/{total}")
 

@@ -22,8 +22,8 @@ from typing import NoReturn
 
 __all__ = [
     "EXIT_BAD_INPUT", "EXIT_DISK", "EXIT_DIVERGED", "EXIT_INTERRUPTED", "EXIT_MEMORY", "EXIT_OK",
-    "EXIT_TERMINATED", "CliExit", "Terminated", "UsageError", "fail", "is_out_of_memory", "one_line",
-    "signal_exit",
+    "EXIT_TERMINATED", "CliExit", "Terminated", "UsageError", "check_signals", "fail", "is_out_of_memory",
+    "one_line", "signal_exit",
 ]
 
 EXIT_OK = 0
@@ -87,6 +87,16 @@ def signal_exit() -> tuple[int, str] | None:
     if SIGNALS_RECEIVED[0] == signal.SIGINT:
         return EXIT_INTERRUPTED, "interrupted"
     return EXIT_TERMINATED, "terminated"
+
+
+def check_signals() -> None:
+    """Raise the exception of a signal received earlier whose exception was swallowed: Python prints and ignores
+    an exception raised in a garbage-collection callback or a ``__del__`` method, and the signal handler's
+    ``KeyboardInterrupt`` can land there (JAX registers a gc callback). Called where a command is safe to stop
+    (after each history row); a no-op when no signal came."""
+    received = signal_exit()
+    if received is not None:
+        raise KeyboardInterrupt if received[0] == EXIT_INTERRUPTED else Terminated()
 
 
 def is_out_of_memory(error: BaseException) -> bool:

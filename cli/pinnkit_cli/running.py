@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 from pinnkit.outputs import OutputClaim
 from pinnkit_cli.errors import (
@@ -22,12 +24,21 @@ from pinnkit_cli.errors import (
 __all__ = ["guarded", "is_out_of_memory", "write_or_exit"]
 
 # Write failures that are the environment's, not the user's input: a full disk or quota, a file-size limit, a
-# read-only or failing file system, a folder made unwritable or removed under the running command, no
-# descriptors left.
-DISK_ERRORS = {
-    errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM, errno.ENOENT,
-    errno.ENOTDIR, errno.EMFILE, errno.ENFILE,
-}
+# read-only or failing file system, no descriptors left.
+DISK_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EMFILE, errno.ENFILE}
+# ... and, for a path inside the output folder, that folder made unwritable or removed under the running command.
+FOLDER_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR}
+
+
+def _is_write_failure(error: BaseException, claim: OutputClaim) -> bool:
+    if not isinstance(error, OSError):
+        return False
+    if error.errno in DISK_ERRORS:
+        return True
+    if error.errno not in FOLDER_ERRORS or not isinstance(error.filename, (str, bytes, os.PathLike)):
+        return False
+    path = Path(os.path.abspath(os.fsdecode(error.filename)))
+    return any(path.is_relative_to(folder) for folder in (claim.folder, claim.target))
 
 
 @contextlib.contextmanager
@@ -42,6 +53,7 @@ def guarded(claim: OutputClaim | Callable[[], OutputClaim]) -> Iterator[OutputCl
     try:
         yield claim
     except BaseException as error:
+        write_failure = _is_write_failure(error, claim)  # before abandon() moves a kept staging folder
         claim.abandon()
         kept = f"; kept {claim.kept}" if claim.kept is not None else ""
         if claim.kept is not None and claim.kept != claim.target:
@@ -59,7 +71,7 @@ def guarded(claim: OutputClaim | Callable[[], OutputClaim]) -> Iterator[OutputCl
             raise CliExit(EXIT_TERMINATED, f"terminated{kept}") from None
         if is_out_of_memory(error):
             raise CliExit(EXIT_MEMORY, f"error: out of memory ({one_line(error)[:200]}){kept}") from None
-        if isinstance(error, OSError) and error.errno in DISK_ERRORS:
+        if write_failure:
             raise CliExit(EXIT_DISK, f"error: cannot write to {str(claim.target)!r}: "
                                      f"{error.strerror or one_line(error)}{kept}") from None
         raise

@@ -17,7 +17,7 @@ from pinnkit.experiment import RunConfig, resolve_learning_rate, run, setup, sum
 from pinnkit.outputs import OutputClaim, UnfinishedOutputError, claim_existing, claim_output
 from pinnkit.resources import check_fits
 from pinnkit.sampling import Resampling
-from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, fail
+from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, check_signals, fail
 from pinnkit_cli.options import parse_hold_every, parse_learning_rate, parse_params, progress_bar, significant
 from pinnkit_cli.running import guarded, write_or_exit
 
@@ -147,9 +147,11 @@ def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpo
         task = progress.add_task(f"{config.problem} {config.optimizer} {config.reweight}", total=config.steps,
                                  status="")
         try:
-            result = run(config, checkpoint=hook, resume_from=resume_from, callback=lambda step, row: (
-                progress.update(task, completed=step,
-                                status=f"loss {row['loss']:.3e}  rel_l2 {row['rel_l2']:.3e}")))
+            def advance(step: int, row: dict) -> None:
+                check_signals()  # a Ctrl-C whose KeyboardInterrupt was swallowed (see check_signals)
+                progress.update(task, completed=step, status=f"loss {row['loss']:.3e}  rel_l2 {row['rel_l2']:.3e}")
+
+            result = run(config, checkpoint=hook, resume_from=resume_from, callback=advance)
         except CheckpointError as error:
             fail(str(error))
     diverged = result.status != "completed"

@@ -25,11 +25,13 @@ from pinnkit.diagnostics import (
     sample_gradient_norms,
     saturation,
 )
+from pinnkit.diagnostics.transitions import detect_transitions
 from pinnkit.engine import LogSchedule, Probes, Trainer, TrainResult, fit, fit_stacked
 from pinnkit.experiment import RunConfig, run
 from pinnkit.history import History
 from pinnkit.optimizers import make_optimizer, paper_schedule
 from pinnkit.plans import Plan, Stage, build_plan, parse_plan
+from pinnkit.quasi_newton import bfgs, ssbfgs, ssbroyden
 from pinnkit.reweight import (
     RBAState,
     gradient_aware_rba,
@@ -57,10 +59,12 @@ __all__ = [
     "adam_snr",
     "build_plan",
     "batch_gradient_snr",
+    "bfgs",
     "binned_entropy",
     "compare",
     "derivatives",
     "detect_phases",
+    "detect_transitions",
     "diagnostics",
     "engine",
     "fit",
@@ -79,6 +83,8 @@ __all__ = [
     "sample_gradient_norms",
     "sample_weights",
     "saturation",
+    "ssbfgs",
+    "ssbroyden",
     "transfer_reweighting",
     "vrba",
     "weighted_mse",

@@ -19,7 +19,7 @@ import numpy as np
 from pinnkit.engine import LogSchedule, Probes, TrainResult
 from pinnkit.experiment import RunConfig, Setup, resolve_learning_rate, run_stacked, setup, summarize
 from pinnkit.history import History
-from pinnkit.optimizers import REWEIGHTINGS
+from pinnkit.optimizers import FIRST_ORDER_OPTIMIZERS, REWEIGHTINGS
 from pinnkit.plans import parse_plan
 
 __all__ = ["CompareConfig", "CompareRun", "PRESETS", "aggregate", "compare", "preset"]
@@ -103,13 +103,18 @@ class CompareConfig:
                 self.run_config(plan, reweight)  # validates every run of the grid up front
 
     def run_config(self, optimizer: str, reweight: str, seed: int = 0) -> RunConfig:
-        """The configuration of one run of the grid."""
+        """The configuration of one run of the grid (``learning_rate="auto"`` applies to plans with a first-order
+        stage; the others keep their line search's own step)."""
         two_stage = "+" in optimizer
+        learning_rate = self.learning_rate
+        if learning_rate == "auto" and not any(
+                name in FIRST_ORDER_OPTIMIZERS for name in parse_plan(optimizer, steps=self.steps).names):
+            learning_rate = None
         return RunConfig(
             problem=self.problem, problem_params=dict(self.problem_params), optimizer=optimizer,
             switch_step=self.switch_step if two_stage else None, switch_at=self.switch_at if two_stage else None,
             reweight=reweight, reweight_options=dict(self.reweight_options) if reweight != "none" else {},
-            steps=self.steps, learning_rate=self.learning_rate, seed=seed, width=self.width, depth=self.depth,
+            steps=self.steps, learning_rate=learning_rate, seed=seed, width=self.width, depth=self.depth,
             points=self.points, float64=self.float64, log=self.log, probes=self.probes,
             normalize_inputs=self.normalize_inputs, fourier_features=self.fourier_features,
             architecture=self.architecture, resampling=self.resampling, periodic=self.periodic,
