@@ -52,7 +52,7 @@ def test_results_are_the_last_rows_of_the_histories(comparison):
     assert summary["config"]["optimizers"] == ["adam", "adam+lbfgs"]
     assert {"jax", "equinox", "optax", "diffrax"} <= set(summary["versions"])
     figures = {path.name for path in (out / "figures").glob("*.png")}
-    assert {"error_and_loss.png", "snr_and_order.png", "fields_best_run.png"} <= figures
+    assert {"error_and_loss.png", "phases.png", "fields_best_run.png"} <= figures
 
 
 def test_adam_then_lbfgs_switches_and_carries_the_weights(comparison):

@@ -7,7 +7,8 @@ Layout of a comparison folder::
     histories/<run>.csv        each run's history
     arrays/fields.npz          prediction and reference of the best run on the reference grid
     arrays/weights_<run>.npz   final sample weights of each reweighted run (seed 0) and their points
-    figures/*.png              drawn from the files above by :func:`draw_figures` (``pinnkit plot DIR``)
+    figures/*.png              drawn from the files above by :func:`draw_figures` (``pinnkit plot DIR``): error and loss,
+                               the phases of each run, the best run's fields, the weights
 
 Every file is written atomically; ``results.csv`` comes last, so a folder that has it is complete. The CLI
 writes into a folder it has claimed (:mod:`pinnkit.outputs`): a new folder, or a staging folder that replaces an
@@ -193,6 +194,18 @@ def load_comparison(folder: str | os.PathLike) -> tuple[list[dict[str, Any]], di
     return rows, histories
 
 
+def _typed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Result rows read from CSV with their transition steps as integers (or None)."""
+    out = []
+    for row in rows:
+        typed = dict(row)
+        for key in ("diffusion_start", "equilibrium_start"):
+            value = row.get(key)
+            typed[key] = int(float(value)) if value not in (None, "") else None
+        out.append(typed)
+    return out
+
+
 def _load_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -203,7 +216,7 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
 
 def draw_figures(folder: str | os.PathLike) -> list[Path]:
     """(Re)draw every figure of a comparison folder from its files; returns the written paths."""
-    from pinnkit.plotting.comparison import plot_error_curves, plot_fields, plot_snr_curves, plot_weights
+    from pinnkit.plotting.comparison import plot_error_curves, plot_fields, plot_phase_panels, plot_weights
 
     folder = Path(folder)
     rows, histories = load_comparison(folder)
@@ -218,7 +231,7 @@ def draw_figures(folder: str | os.PathLike) -> list[Path]:
         written.append(path)
 
     save(plot_error_curves(rows, histories), "error_and_loss.png")
-    save(plot_snr_curves(rows, histories), "snr_and_order.png")
+    save(plot_phase_panels(_typed(rows), histories), "phases.png")
     arrays = folder / "arrays"
     fields = arrays / "fields.npz"
     if fields.is_file():

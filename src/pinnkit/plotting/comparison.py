@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from pinnkit.history import History
 
-__all__ = ["plot_error_curves", "plot_snr_curves", "plot_weights", "plot_fields"]
+__all__ = ["plot_error_curves", "plot_fields", "plot_phase_panels", "plot_weights"]
 
 _REWEIGHT_STYLE = {"none": "-", "rba": "--", "gradient-aware": ":"}
 
@@ -64,39 +64,84 @@ def plot_error_curves(runs: Sequence[Mapping], histories: Mapping[str, History])
     return figure
 
 
-def plot_snr_curves(runs: Sequence[Mapping], histories: Mapping[str, History]) -> Figure:
-    """Batch-gradient SNR and order against step, detected transitions as vertical lines.
+_PHASE_COLORS = {"fitting": "#fde0c5", "diffusion": "#dbe9f6", "equilibrium": "#d9f0d3"}
+
+
+def plot_phase_panels(runs: Sequence[Mapping], histories: Mapping[str, History], *, columns: int = 2) -> Figure:
+    """One small panel per run: the batch-gradient SNR (faint raw, bold smoothed), the test error on a second axis,
+    the detected phases shaded (fitting, diffusion, diffusion equilibrium) and the stage switches dotted.
+
+    Args:
+        runs: result rows with ``name``, ``optimizer``, ``reweight``, ``seed`` and, where detected,
+            ``diffusion_start`` and ``equilibrium_start``.
+        histories: history of each run by name.
+        columns: panels per row.
+
+    Returns:
+        The figure.
 
     Example:
-        >>> h = History([{"step": s, "snr": 1.0, "order": 0.7} for s in (1, 2)])
-        >>> fig = plot_snr_curves([{"name": "a", "optimizer": "adam", "reweight": "none", "seed": 0}], {"a": h})
+        >>> h = History([{"step": s, "snr": 10.0 / s, "rel_l2": 1.0 / s} for s in range(1, 40)])
+        >>> fig = plot_phase_panels([{"name": "a", "optimizer": "adam", "reweight": "none", "seed": 0,
+        ...                           "diffusion_start": 5, "equilibrium_start": None}], {"a": h})
         >>> len(fig.axes)
         2
     """
-    figure = Figure(figsize=(11, 7.5), layout="constrained")
-    snr_axis, order_axis = figure.subplots(2, 1, sharex=True)
-    for index, run in enumerate(runs):
+    from pinnkit.diagnostics.phases import smooth_log_snr
+
+    shown = [run for run in runs if "snr" in histories[run["name"]]]
+    if not shown:
+        figure = Figure(figsize=(6, 2), layout="constrained")
+        figure.text(0.5, 0.5, "no batch-gradient SNR was recorded", ha="center", va="center")
+        return figure
+    columns = max(1, min(columns, len(shown)))
+    rows = -(-len(shown) // columns)
+    figure = Figure(figsize=(5.6 * columns, 2.9 * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).reshape(-1)
+    for axis, run in zip(axes, shown, strict=False):
         history = histories[run["name"]]
-        if "snr" not in history:
-            continue
-        color = _color(index)
-        label = _label(run)
-        mask = np.isfinite(history["snr"])
-        snr_axis.plot(history["step"][mask], history["snr"][mask], color=color, lw=1, label=label)
-        order_axis.plot(history["step"][mask], history["order"][mask], color=color, lw=1)
-        for key, style in (("diffusion_start", ":"), ("equilibrium_start", "--")):
-            if run.get(key) is not None:
-                for axis in (snr_axis, order_axis):
-                    axis.axvline(run[key], color=color, ls=style, lw=1)
-    snr_axis.set_yscale("log")
-    snr_axis.set_xscale("log")
-    snr_axis.set_ylabel("batch-gradient SNR")
-    order_axis.set_ylabel("gradient order")
-    order_axis.set_xlabel("step  (dotted: diffusion starts, dashed: equilibrium starts)")
-    order_axis.set_ylim(0, 1.05)
-    for axis in (snr_axis, order_axis):
-        axis.grid(True, which="both", alpha=0.3)
-    snr_axis.legend(fontsize=7)
+        steps = history["step"]
+        snr = history["snr"]
+        keep = np.isfinite(snr) & (snr > 0) & (steps > 0)
+        end = float(steps.max()) if steps.size else 1.0
+        diffusion, equilibrium = run.get("diffusion_start"), run.get("equilibrium_start")
+        spans = []
+        if diffusion is not None:  # phases are shaded only where the detector found them
+            spans = [("fitting", 1.0, diffusion), ("diffusion", diffusion, equilibrium or end)]
+            if equilibrium is not None:
+                spans.append(("equilibrium", equilibrium, end))
+        for name, left, right in spans:
+            axis.axvspan(max(float(left), 1.0), float(right), color=_PHASE_COLORS[name], lw=0, label=name)
+        axis.plot(steps[keep], snr[keep], color="C0", alpha=0.25, lw=0.8)
+        if keep.sum() >= 3:
+            smooth_steps, smoothed = smooth_log_snr(steps[keep], snr[keep])
+            axis.plot(smooth_steps, 10.0**smoothed, color="C0", lw=2, label="SNR (median over ±0.1 decade)")
+        if "stage" in history:
+            stage = history["stage"]
+            for index in np.flatnonzero(np.diff(stage) != 0):
+                axis.axvline(steps[index], color="k", ls=":", lw=1.2)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_ylabel("batch-gradient SNR", color="C0")
+        axis.grid(True, which="major", alpha=0.3)
+        if "rel_l2" in history:
+            twin = axis.twinx()
+            errors = history["rel_l2"]
+            good = np.isfinite(errors) & (errors > 0) & (steps > 0)
+            twin.plot(steps[good], errors[good], color="C3", lw=1.5, label="rel. L2 (test)")
+            twin.set_yscale("log")
+            twin.set_ylabel("relative L2", color="C3")
+        found = [f"{label} {run[key]}" for key, label in (("diffusion_start", "diffusion"),
+                                                           ("equilibrium_start", "equilibrium"))
+                 if run.get(key) is not None]
+        axis.set_title(f"{run['optimizer']} / {run['reweight']} / seed {run['seed']}"
+                       + (f" ({', '.join(found)})" if found else " (no transition detected)"), fontsize=9)
+        axis.set_xlabel("step (dotted: optimizer switch)")
+    for axis in axes[len(shown):]:
+        axis.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        axes[0].legend(handles, labels, fontsize=7, loc="lower left")
     return figure
 
 
