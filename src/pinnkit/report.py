@@ -7,8 +7,8 @@ Layout of a comparison folder::
     histories/<run>.csv        each run's history
     arrays/fields.npz          prediction and reference of the best run on the reference grid
     arrays/weights_<run>.npz   final sample weights of each reweighted run (seed 0) and their points
-    figures/*.png              drawn from the files above by :func:`draw_figures` (``pinnkit plot DIR``): error and loss,
-                               the phases of each run, the best run's fields, the weights
+    figures/*.png              drawn from the files above by :func:`draw_figures` (``pinnkit plot DIR``): error
+                               and loss, the phases of each run, the best run's fields, the weights
 
 Every file is written atomically; ``results.csv`` comes last, so a folder that has it is complete. The CLI
 writes into a folder it has claimed (:mod:`pinnkit.outputs`): a new folder, or a staging folder that replaces an
