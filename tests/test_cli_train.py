@@ -187,3 +187,17 @@ def test_the_console_script_reports_a_truncated_checkpoint_in_one_line(tmp_path,
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"error: checkpoint {tmp_path / 'checkpoint-000010.eqx'} is "
                                                 "corrupted or truncated (content hash mismatch)"]
+
+
+def test_a_two_stage_plan_from_the_command_line_switches_where_asked(tmp_path):
+    out = tmp_path / "plan"
+    code, stderr = invoke("train", "--optimizer", "adam+lbfgs", "--switch-step", "100", "--steps", "300",
+                          "--width", "8", "--depth", "2", "--points", "200", "--snr-batches", "10", "--log-every",
+                          "50", "--reweight", "rba", "--out", out)
+    assert code == 0, stderr
+    steps, stage = read_column(out / "history.csv", "step"), read_column(out / "history.csv", "stage")
+    assert steps[stage == 0].max() == 100 and steps[stage == 1].min() > 100 and steps[-1] == 300
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["plan"] == "adam:100,lbfgs:200" and summary["stage_starts"] == [0, 100]
+    assert summary["precision"] == "float64"  # a line-search stage: double precision by default
+    assert summary["line_search_failures"] == 0
