@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import warnings
 
 from pinnkit_cli.errors import (
     EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_MEMORY,
     EXIT_TERMINATED,
@@ -43,6 +45,14 @@ def __getattr__(name: str):
 
 # "starting" while the console script imports its modules, then "running".
 _phase = ["starting"]
+# Held by whoever writes the last line and ends the process (so that exactly one line is written).
+_LAST_WORD = threading.Lock()
+
+
+def _leave_now(code: int, message: str) -> None:
+    _LAST_WORD.acquire()  # never released: the process ends here
+    os.write(2, message.encode() + b"\n")
+    os._exit(code)
 
 
 def _on_signal(signum, frame) -> None:
@@ -54,9 +64,7 @@ def _on_signal(signum, frame) -> None:
         # being imported: leave now. Nothing has been written yet in the second case, and an import cannot be
         # interrupted safely (numpy's and jaxlib's extension modules print the interrupt as an import error,
         # and may crash after it).
-        code, message = signal_exit()
-        os.write(2, message.encode() + b"\n")
-        os._exit(code)
+        _leave_now(*signal_exit())
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated()
@@ -71,17 +79,61 @@ def _unraisable(report) -> None:
     sys.__unraisablehook__(report)
 
 
+def _watch_signals() -> None:
+    """A second Ctrl-C (or SIGTERM) ends the process at once, even while the main thread is inside a long C call
+    (an XLA compilation), where Python's own handler only runs once the call returns."""
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    try:
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    except (ValueError, OSError):  # pragma: no cover - not the main thread
+        os.close(read)
+        os.close(write)
+        return
+
+    def watch() -> None:
+        seen: list[int] = []
+        while True:
+            try:
+                data = os.read(read, 64)
+            except OSError:  # pragma: no cover
+                return
+            if not data:  # pragma: no cover
+                return
+            seen += [number for number in data if number in (signal.SIGINT, signal.SIGTERM)]
+            if len(seen) >= 2:
+                first = seen[0] == signal.SIGINT
+                _leave_now(EXIT_INTERRUPTED if first else EXIT_TERMINATED, "interrupted" if first else "terminated")
+
+    threading.Thread(target=watch, name="pinnkit-signals", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: runs a command and exits with its code (see :mod:`pinnkit_cli.errors`)."""
+    """Console-script entry point: runs a command and exits with its code (see :mod:`pinnkit_cli.errors`).
+
+    Signals: Ctrl-C (SIGINT) exits 130 and SIGTERM 143, with one line and what was written kept (see
+    :func:`pinnkit_cli.running.guarded`); during start-up (imports) at once; a second one at once, always.
+    """
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    _watch_signals()
     sys.unraisablehook = _unraisable
     if hasattr(signal, "SIGXFSZ"):
         # A file-size limit then fails the write (EFBIG, exit 3) instead of killing the process silently.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     for pattern in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
-    code = run_command(argv, compilation_cache=True)
+    try:
+        code, message = _run(argv, compilation_cache=True)
+    except Exception as error:  # a bug: one line (and the traceback on request), its own exit code
+        if os.environ.get("PINNKIT_TRACEBACK"):
+            import traceback
+
+            traceback.print_exc()
+        code, message = EXIT_INTERNAL, (f"internal error: {type(error).__name__}: {one_line(error)[:300]} "
+                                        "(a bug in pinnkit; PINNKIT_TRACEBACK=1 prints the traceback)")
+    _LAST_WORD.acquire()  # from here on, a second signal waits for this line (and the exit) instead
+    _print_last(message)
     if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         # Skip the interpreter's teardown: XLA's threads may still be compiling, and tearing them down from
         # under it crashes the process.
@@ -102,13 +154,17 @@ def run_command(argv: list[str] | None = None, *, compilation_cache: bool = Fals
         0
     """
     code, message = _run(argv, compilation_cache)
+    _print_last(message)
+    return code
+
+
+def _print_last(message: str) -> None:
     try:
         if message:
             print(message, file=sys.stderr, flush=True)
         sys.stdout.flush()
     except (BrokenPipeError, KeyboardInterrupt, Terminated):
         pass
-    return code
 
 
 def _run(argv: list[str] | None, compilation_cache: bool) -> tuple[int, str]:

@@ -4,15 +4,21 @@
 code meaning
 ==== ===================================================================================================
 0    done
-1    training diverged (the history and the last finite checkpoint are kept)
+1    training diverged (the history and the last finite checkpoint are kept); compare: every run diverged
 2    bad input: an unknown name, a value out of range, a size this machine cannot hold, a folder pinnkit
-     may not use; nothing is written
+     may not use (in use by another run, not written by pinnkit, holding an unfinished run's checkpoints);
+     nothing is written
 3    the disk or file system failed a write (full, file-size limit, read-only, ...); nothing half-written
-     is left, and the run's final numbers are printed on stderr
+     is left (checkpoints are kept), and the run's final numbers are printed on stderr
 4    out of memory while running (sizes that cannot fit are refused up front with code 2)
-130  interrupted (SIGINT, Ctrl-C); what was already written is kept
-143  terminated (SIGTERM); what was already written is kept
+130  interrupted (SIGINT, Ctrl-C); checkpoints already written are kept (continue with ``--resume``), a new
+     folder without any is removed; during start-up, or at a second Ctrl-C, the process ends at once
+143  terminated (SIGTERM); as for 130
+70   an internal error (a bug in pinnkit): one line naming the exception; ``PINNKIT_TRACEBACK=1`` prints the
+     traceback too
 ==== ===================================================================================================
+
+Every failure prints exactly one line on stderr (control characters escaped) and no traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import re
 from typing import NoReturn
 
 __all__ = [
-    "EXIT_BAD_INPUT", "EXIT_DISK", "EXIT_DIVERGED", "EXIT_INTERRUPTED", "EXIT_MEMORY", "EXIT_OK",
+    "EXIT_BAD_INPUT", "EXIT_DISK", "EXIT_DIVERGED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MEMORY", "EXIT_OK",
     "EXIT_TERMINATED", "CliExit", "Terminated", "UsageError", "check_signals", "fail", "is_out_of_memory",
     "one_line", "signal_exit",
 ]
@@ -33,6 +39,7 @@ EXIT_DISK = 3
 EXIT_MEMORY = 4
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+EXIT_INTERNAL = 70
 
 # The signals (SIGINT, SIGTERM) the console script has received, first first; filled by its handler.
 SIGNALS_RECEIVED: list[int] = []

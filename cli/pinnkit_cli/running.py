@@ -86,15 +86,18 @@ def write_or_exit(write: Callable[[], object], claim: OutputClaim, *, finished: 
     ...) becomes exit 3 with one line that says where it was writing and, in ``finished``, the run's outcome
     that could not be saved.
 
-    After a failure, what the write left in a new folder is removed (no incomplete set of results stays; the
-    folder itself goes too when nothing else is in it), except entries matching ``keep`` (e.g. checkpoints).
-    ``keep=None`` leaves everything in place (a write that adds to what is already there, such as a checkpoint).
+    After any failure (an interrupt, a figure that cannot be drawn, ...), what the write left in a new folder is
+    removed (no incomplete set of results stays; the folder itself goes too when nothing else is in it), except
+    entries matching ``keep`` (e.g. checkpoints). ``keep=None`` leaves everything in place (a write that adds to
+    what is already there, such as a checkpoint).
     """
     try:
         write()
-    except OSError as error:
+    except BaseException as error:
         if keep is not None:
             claim.clear(keep=keep)
+        if not isinstance(error, OSError):
+            raise
         reason = error.strerror or one_line(error)
         tail = f"; {finished}" if finished else ""
         raise CliExit(EXIT_DISK, f"error: cannot write to {str(claim.target)!r}: {reason}{tail}") from None

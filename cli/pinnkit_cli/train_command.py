@@ -100,7 +100,7 @@ def train(
         except (ValueError, TypeError) as error:
             fail(str(error))
     try:
-        check_fits(config)  # sizes and history rows, before JAX is imported
+        check_fits(config)  # sizes and history rows, before anything is built
     except ValueError as error:
         fail(str(error))
     _check_devices(config.devices)

@@ -76,8 +76,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     permissions = 0o666 & ~current_umask()
     # A name near the file system's limit leaves no room around it: the temporary then takes its first characters.
     stem = path.name if len(os.fsencode(path.name)) <= 200 else path.name[:50]
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{stem}.", suffix=".tmp")
+    temporary = None
     try:
+        # Inside the try: an interrupt right after the file was created still removes it.
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{stem}.", suffix=".tmp")
         os.fchmod(handle, permissions)  # mkstemp creates 0600 whatever the umask
         text = {"newline": "", "encoding": "utf-8"} if mode == "w" else {}
         with os.fdopen(handle, mode, **text) as stream:
@@ -86,7 +88,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
         raise
     _sync_folder(path.parent)
 

@@ -141,6 +141,12 @@ class RunConfig:
         _check_int("fourier_features", self.fourier_features, 0)
         if not isinstance(self.log, LogSchedule):
             raise TypeError(f"log must be a LogSchedule, got {type(self.log).__name__}")
+        from pinnkit.engine.schedule import MAX_ROWS
+
+        rows = self.log.count(self.steps)
+        if rows > MAX_ROWS:
+            raise ValueError(f"the log schedule would record {rows:,} history rows; at most {MAX_ROWS:,} "
+                             "(record less often)")
         if not isinstance(self.probes, Probes):
             raise TypeError(f"probes must be Probes, got {type(self.probes).__name__}")
         if self.resampling is not None and not isinstance(self.resampling, Resampling):

@@ -216,6 +216,8 @@ class OutputClaim:
           ``<target>.interrupted`` (state "interrupted", :attr:`kept`).
         * existing: the folder is kept, with state "interrupted".
 
+        A kept folder loses its temporaries (``.*.tmp``, at any depth): writes cut short.
+
         Returns:
             None.
 
@@ -245,6 +247,10 @@ class OutputClaim:
                 self.state = "interrupted"
             if self.state == "interrupted" and self.kept is None:
                 self.kept = self.folder
+            if self.state == "interrupted":
+                # An interrupt between the creation of a temporary file and the code that removes it on failure
+                # leaves it behind: no write of this claim goes on, so none of them is anything but debris.
+                _remove_temporaries(self.kept)
         finally:
             self._release()
 
@@ -901,6 +907,19 @@ def _first_foreign(folder: Path, patterns: Sequence[str]) -> str | None:
         return None
 
     return walk(folder, ())
+
+
+def _remove_temporaries(folder: Path) -> None:
+    """Delete the temporaries (``.*.tmp`` files) anywhere in ``folder``; errors are ignored."""
+    for root, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if not os.path.islink(os.path.join(root, name))]
+        for name in files:
+            path = os.path.join(root, name)
+            if fnmatch.fnmatchcase(name, _TEMPORARY) and not os.path.islink(path):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
 
 
 def _holds(folder: Path, patterns: Sequence[str]) -> bool:

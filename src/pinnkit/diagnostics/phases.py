@@ -431,12 +431,16 @@ def _diffusion_start(
         index = last
         horizon = landed_from + tuning.level_window - tuning.half_width
         searchable = np.flatnonzero((log_time >= log_time[first]) & (log_time <= horizon))
-        for candidate in searchable:
-            # A crossing counts once the curve stays below for the next half-width (not one low wiggle).
-            ahead = (log_time >= log_time[candidate]) & (log_time <= log_time[candidate] + tuning.half_width)
-            if below[ahead].all():
-                index = int(candidate)
-                break
+        if searchable.size:
+            # A crossing counts once the curve stays below for the next half-width (not one low wiggle). The
+            # records are in time order, so each look-ahead is a slice [start, stop): counted with a prefix sum
+            # of the records above the target (linear time; a per-candidate mask was quadratic).
+            start = np.searchsorted(log_time, log_time[searchable], side="left")
+            stop = np.searchsorted(log_time, log_time[searchable] + tuning.half_width, side="right")
+            above = np.concatenate(([0], np.cumsum(~below)))
+            stays = np.flatnonzero(above[stop] - above[start] == 0)
+            if stays.size:
+                index = int(searchable[stays[0]])
         reason = (
             f"diffusion: smoothed SNR fell {total:.1f} decades ({10**before:.3g} -> {10**after:.3g}) and "
             f"settled there from iteration {round(10 ** log_time[index])}"

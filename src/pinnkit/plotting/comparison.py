@@ -56,11 +56,13 @@ def plot_error_curves(runs: Sequence[Mapping], histories: Mapping[str, History])
     for row, name in enumerate(("relative L2 error", "loss")):
         for col, xlabel in enumerate(("step", "wall time [s]")):
             axis = axes[row, col]
-            axis.set_yscale("log")
+            if axis.has_data():
+                axis.set_yscale("log")
             axis.set_xlabel(xlabel)
             axis.set_ylabel(name)
             axis.grid(True, which="both", alpha=0.3)
-    axes[0, 0].legend(fontsize=7)
+    if axes[0, 0].get_legend_handles_labels()[0]:
+        axes[0, 0].legend(fontsize=7)
     return figure
 
 
@@ -120,8 +122,9 @@ def plot_phase_panels(runs: Sequence[Mapping], histories: Mapping[str, History],
             stage = history["stage"]
             for index in np.flatnonzero(np.diff(stage) != 0):
                 axis.axvline(steps[index], color="k", ls=":", lw=1.2)
-        axis.set_xscale("log")
-        axis.set_yscale("log")
+        if keep.any():  # a run that diverged at once may have nothing positive to put on a log scale
+            axis.set_xscale("log")
+            axis.set_yscale("log")
         axis.set_ylabel("batch-gradient SNR", color="C0")
         axis.grid(True, which="major", alpha=0.3)
         if "rel_l2" in history:
@@ -129,7 +132,8 @@ def plot_phase_panels(runs: Sequence[Mapping], histories: Mapping[str, History],
             errors = history["rel_l2"]
             good = np.isfinite(errors) & (errors > 0) & (steps > 0)
             twin.plot(steps[good], errors[good], color="C3", lw=1.5, label="rel. L2 (test)")
-            twin.set_yscale("log")
+            if good.any():
+                twin.set_yscale("log")
             twin.set_ylabel("relative L2", color="C3")
         found = [f"{label} {run[key]}" for key, label in (("diffusion_start", "diffusion"),
                                                            ("equilibrium_start", "equilibrium"))
