@@ -1,36 +1,25 @@
-"""Draw docs/figures/detector_on_authors_log_<run>.png and print the detection table for the authors' logs.
+"""Draw docs/figures/detector_on_authors_log_<run>.png: the phase detector on the authors' four training logs.
 
 Usage: python docs/make_paper_log_figures.py [--data DIR]   (default: $PINNKIT_SHARED_DATA or ../shared/data)
 
-Reads <run>_gradients.csv and <run>_errors.csv from DIR/paper_logs for the four shared runs, detects the
-phases (offline and online, SNR only and with the test error), prints a markdown table against the authors'
-hand-placed lines and saves one figure per run next to this script.
+Reads <run>_gradients.csv and <run>_errors.csv from DIR/paper_logs, detects the phases offline with the test error
+and ``detect_phases``'s defaults (what ``pinnkit detect --errors`` reports) and draws them with the authors'
+hand-placed lines (read from DIR/paper_logs/README.md). The detection tables of docs/diagnostics.md come from
+``python benchmarks/paper_logs.py``, not from this script.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 from pathlib import Path
 
 from pinnkit.diagnostics import detect_phases, read_error_log, read_gradient_log
 from pinnkit.plotting.diagnostics import plot_phase_diagnostics
 
-HAND_LINES = {
-    "allen_cahn_vanilla": (150, 91_700),
-    "allen_cahn_rba": (150, 11_100),
-    "cavity_vanilla": (150, 20_000),
-    "cavity_rba": (150, 20_000),
-}
-
-
-def default_data() -> Path:
-    override = os.environ.get("PINNKIT_SHARED_DATA")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _cell(found: int | None, hand: int) -> str:
-    return "none" if found is None else f"{found:,} ({found / hand:.2f})"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from paper_logs import RUNS, default_data, hand_lines  # noqa: E402
 
 
 def main() -> None:
@@ -42,37 +31,24 @@ def main() -> None:
         raise SystemExit(f"no paper logs in {folder} (pass --data or set PINNKIT_SHARED_DATA)")
     figures = Path(__file__).resolve().parent / "figures"
     figures.mkdir(exist_ok=True)
-    header = ["run", "mode", "error used", "diffusion (hand)", "found (ratio)"]
-    header += ["equilibrium (hand)", "found (ratio)"]
-    print("| " + " | ".join(header) + " |")
-    print("|---|---|---|---|---|---|---|")
-    for run, (hand_diffusion, hand_equilibrium) in HAND_LINES.items():
+    hands = hand_lines(folder)
+    for run in RUNS:
         gradients = read_gradient_log(folder / f"{run}_gradients.csv")
         errors = read_error_log(folder / f"{run}_errors.csv")
-        snr = gradients["grad_mean_norm"] / gradients["grad_std_norm"]
-        shown = None
-        for online in (False, True):
-            for use_error in (False, True):
-                kwargs = {}
-                if use_error:
-                    kwargs = {"error_iterations": errors["iteration"], "error": errors["rel_l2"]}
-                phases = detect_phases(gradients["iteration"], snr, online=online, **kwargs)
-                print(
-                    f"| {run} | {'online' if online else 'offline'} | {'yes' if use_error else 'no'} "
-                    f"| {hand_diffusion:,} | {_cell(phases.diffusion_start, hand_diffusion)} "
-                    f"| {hand_equilibrium:,} | {_cell(phases.equilibrium_start, hand_equilibrium)} |"
-                )
-                if not online and use_error:
-                    shown = phases
+        phases = detect_phases(gradients["iteration"], mean_norm=gradients["grad_mean_norm"],
+                               std_norm=gradients["grad_std_norm"], error_iterations=errors["iteration"],
+                               error=errors["rel_l2"])
+        hand_diffusion, hand_equilibrium = hands[run]
         figure = plot_phase_diagnostics(
-            gradients["iteration"], snr,
+            gradients["iteration"], gradients["grad_mean_norm"] / gradients["grad_std_norm"],
             adam_snr=gradients["adam_m_norm"] / gradients["adam_v_norm"],
-            error_iterations=errors["iteration"], error=errors["rel_l2"],
-            phases=shown,
+            error_iterations=errors["iteration"], error=errors["rel_l2"], phases=phases,
             hand_lines={"hand-placed (paper)": hand_diffusion, None: hand_equilibrium},
             title=f"{run}: detected (offline, with error) vs hand-placed lines",
         )
-        figure.savefig(figures / f"detector_on_authors_log_{run}.png", dpi=90)
+        path = figures / f"detector_on_authors_log_{run}.png"
+        figure.savefig(path, dpi=90)
+        print(path)
 
 
 if __name__ == "__main__":

@@ -1,57 +1,54 @@
-"""Train one real pinnkit run and draw its diagnostics (docs/figures/run_*.png), printing what was detected.
+"""Train one real pinnkit run, draw its diagnostics (docs/figures/run_*.png) and write what was measured and detected
+to benchmarks/results/run_figures.json (rendered into docs/diagnostics.md by ``docs/render.py`` through
+``benchmarks/run_figures.py``).
 
-The run: Helmholtz (a1 = 1, a2 = 4), 4x64 tanh MLP, 4000 Latin-hypercube points, Adam (paper schedule) with RBA,
-3000 steps, SNR over B = 100 batches every 2 steps below 300 and every 50 after, information measures every 10
-history rows. About 2-3 minutes on 2 CPU cores.
+The run: Helmholtz (the problem's defaults), 4x64 tanh MLP, 4000 Latin-hypercube points, Adam (paper schedule) with
+RBA, 3000 steps, SNR over B = 100 batches at every history row (every 2 steps below 300, every 50 after),
+information measures every 10 rows. The detector runs with ``TRANSITION_TUNING`` (as ``pinnkit train`` and
+``pinnkit compare`` do) and, for comparison, with ``detect_phases``'s defaults.
 
-Usage: python docs/make_run_figures.py [--steps 3000] [--reweight rba]
+Usage: python docs/make_run_figures.py [--steps 3000] [--reweight rba] [--no-json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from pinnkit import problems
 from pinnkit.diagnostics import detect_phases
-from pinnkit.experiment import EQUILIBRIUM_ORDER, EQUILIBRIUM_RISE, RunConfig, run, summarize
+from pinnkit.diagnostics.transitions import TRANSITION_TUNING, detect_transitions
+from pinnkit.engine import LogSchedule, Probes
+from pinnkit.experiment import RunConfig, run, summarize
 from pinnkit.plotting.diagnostics import plot_phase_diagnostics
 
-FIGURES = Path(__file__).resolve().parent / "figures"
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "docs" / "figures"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import run_figures  # noqa: E402
+from _machine import log, stamp, write  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--reweight", default="rba")
-    args = parser.parse_args()
-    config = RunConfig(problem="helmholtz", reweight=args.reweight, steps=args.steps, points=4000,
-                       information_every=10)
-    result = run(config)
-    history = result.history
+def detect(history, online: bool = False, **tuning):
     step = history["step"]
-    phases = detect_phases(step, mean_norm=history["grad_mean_norm"], std_norm=history["grad_std_norm"],
-                           error_iterations=step, error=history["rel_l2"], equilibrium_order=EQUILIBRIUM_ORDER,
-                           min_rise=EQUILIBRIUM_RISE)
-    name = f"run_helmholtz_{args.reweight}"
-    figure = plot_phase_diagnostics(
-        step, history["snr"], order=history["order"], adam_snr=history["adam_snr"],
-        homogeneity=history["homogeneity"], error_iterations=step, error=history["rel_l2"], phases=phases,
-        title=f"pinnkit: Helmholtz, Adam + {args.reweight}, 4x64, 4000 points",
-    )
-    FIGURES.mkdir(exist_ok=True)
-    figure.savefig(FIGURES / f"{name}_diagnostics.png", dpi=110)
+    return detect_phases(step, mean_norm=history["grad_mean_norm"], std_norm=history["grad_std_norm"],
+                         error_iterations=step, error=history["rel_l2"], online=online, **tuning)
 
+
+def draw_information(history, phases, path: Path) -> list[str]:
+    step = history["step"]
     information = Figure(figsize=(10, 3.8), layout="constrained")
     entropy_axis, saturation_axis = information.subplots(1, 2)
-    rows = np.isfinite(history["entropy[0]"])
-    layers = sorted(column for column in history.columns if column.startswith("entropy["))
-    for column in layers:
-        index = column[len("entropy["):-1]
-        entropy_axis.plot(step[rows], history[column][rows], marker="o", ms=3, label=f"layer {index}")
+    rows = np.isfinite(history["entropy[0]"]) & (step > 0)
+    layers = sorted((column[len("entropy["):-1] for column in history.columns if column.startswith("entropy[")),
+                    key=int)
+    for index in layers:
+        entropy_axis.plot(step[rows], history[f"entropy[{index}]"][rows], marker="o", ms=3, label=f"layer {index}")
         saturation_axis.plot(step[rows], history[f"saturation[{index}]"][rows], marker="o", ms=3)
     for axis, label in ((entropy_axis, "binned entropy H(T) [bits]"), (saturation_axis, "saturation [%]")):
         axis.set_xscale("log")
@@ -62,14 +59,62 @@ def main() -> None:
             if line is not None:
                 axis.axvline(line, color="k", ls=style, lw=1)
     entropy_axis.legend(fontsize=7)
-    information.savefig(FIGURES / f"{name}_information.png", dpi=110)
+    information.savefig(path, dpi=110)
+    return layers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--reweight", default="rba")
+    parser.add_argument("--no-json", dest="json", action="store_false",
+                        help="draw only; do not write benchmarks/results/run_figures.json")
+    args = parser.parse_args()
+    config = RunConfig(problem="helmholtz", reweight=args.reweight, steps=args.steps, points=4000, width=64, depth=4,
+                       log=LogSchedule(every=50, dense_until=300, dense_every=2),
+                       probes=Probes(snr_batches=100, information_every=10))
+    payload = stamp()
+    start = time.perf_counter()
+    result = run(config)
+    log(f"trained in {time.perf_counter() - start:.0f} s: {result.status}")
+    history = result.history
+    phases = detect(history, **TRANSITION_TUNING)
+    name = f"run_helmholtz_{args.reweight}"
+    figure = plot_phase_diagnostics(
+        history["step"], history["snr"], order=history["order"], adam_snr=history["adam_snr"],
+        homogeneity=history["homogeneity"], error_iterations=history["step"], error=history["rel_l2"],
+        phases=phases, title=f"pinnkit: Helmholtz, Adam + {args.reweight}, {config.depth}x{config.width}, "
+                             f"{config.points} points",
+    )
+    FIGURES.mkdir(exist_ok=True)
+    figure.savefig(FIGURES / f"{name}_diagnostics.png", dpi=110)
+    layers = draw_information(history, phases, FIGURES / f"{name}_information.png")
     summary = summarize(config, result)
-    print(json.dumps({
-        "rel_l2": summary["rel_l2"], "best_rel_l2": summary["best_rel_l2"], "wall_time_s": summary["wall_time_s"],
-        "diffusion_start": phases.diffusion_start, "equilibrium_start": phases.equilibrium_start,
-        "equilibrium_from_snr": phases.equilibrium_from_snr, "error_drop": phases.error_drop,
-        "reasons": phases.reasons,
-    }, indent=2))
+    keys = ("diffusion_start", "equilibrium_start", "equilibrium_from_snr", "error_drop", "diffusion_confirmed_at",
+            "equilibrium_confirmed_at", "reasons")
+    detections = {
+        "pinnkit_runs": {key: phases.as_dict()[key] for key in keys},
+        "pinnkit_runs_online": {key: detect(history, online=True, **TRANSITION_TUNING).as_dict()[key] for key in keys},
+        "defaults": {key: detect(history).as_dict()[key] for key in keys},
+        "detect_transitions": detect_transitions(history),
+        "transition_tuning": dict(TRANSITION_TUNING),
+    }
+    payload |= {
+        "config": config.to_dict(),
+        "problem_params": {key: value for key, value in
+                           problems.get(config.problem, **dict(config.problem_params)).params.items()
+                           if key in ("a1", "a2", "k")},
+        "run": {key: summary[key] for key in ("rel_l2", "best_rel_l2", "final_loss", "wall_time_s", "compile_time_s",
+                                              "steps_per_s", "status")} | {"rows": len(history)},
+        "detections": detections,
+        "facts": run_figures.facts(history, phases, layers),
+    }
+    if args.json and args.steps == 3000 and args.reweight == "rba":
+        log(f"wrote {write('run_figures', payload)}")
+    elif args.json:
+        log("not the documented run (--steps 3000 --reweight rba): benchmarks/results/run_figures.json left alone")
+    print(run_figures.markdown_setup(payload))
+    print(run_figures.markdown_detections(payload))
 
 
 if __name__ == "__main__":
