@@ -118,11 +118,11 @@ def batch_axis_derivatives(
 ) -> dict[int, tuple[Array, ...]]:
     """Value and pure derivatives along several coordinate axes for a whole batch of points.
 
-    For a :class:`pinnkit.nn.MLP` (with an affine input map and no Fourier features) the Taylor series are pushed
-    through the layers by hand: at each layer the primal rows and every derivative row of every axis go through
-    ONE matrix product ``(rows, width) @ W.T``, and the activation's series comes from ``jax.experimental.jet`` on
-    that elementwise function alone. The primal is computed once for all axes. Any other model falls back to
-    :func:`axis_derivatives` vmapped over the points. Both give the same numbers (tested).
+    For a :class:`pinnkit.nn.MLP` (with an affine input map, possibly a periodic embedding, and no Fourier
+    features) the Taylor series are pushed through the layers by hand: at each layer the primal rows and every
+    derivative row of every axis go through the layer's matrix, and the activation's series comes from closed forms
+    (tanh) or ``jax.experimental.jet`` on that elementwise function alone. The primal is computed once for all
+    axes. Any other model falls back to :func:`axis_derivatives` vmapped over the points. Both give the same numbers (tested).
 
     Args:
         model: a network mapping one point ``(d,)`` to ``(k,)`` outputs.
@@ -156,7 +156,6 @@ def batch_axis_derivatives(
 
 
 def _mlp_series(model, x: Array, orders: dict[int, int]) -> dict[int, tuple[Array, ...]]:
-    n = x.shape[0]
     axes = list(orders)
     affine = model.input_map.scale_and_shift(x.dtype)
     if affine is not None:
@@ -177,16 +176,12 @@ def _mlp_series(model, x: Array, orders: dict[int, int]) -> dict[int, tuple[Arra
         features, series = _periodic_features(hidden, scale, periodic, orders)
         z = features @ first.weight.T + first.bias
         blocks = {axis: [block @ first.weight.T for block in series[axis]] for axis in axes}
-    for index, layer in enumerate(model.layers[1:], start=1):
+    for layer in model.layers[1:]:
         primal, blocks = _activation_series(model.activation, z, blocks)
-        rows = jnp.concatenate([primal] + [block for axis in axes for block in blocks[axis]], axis=0)
-        product = rows @ layer.weight.T
-        z = product[:n] + layer.bias
-        offset = n
-        for axis in axes:
-            blocks[axis] = [product[offset + k * n: offset + (k + 1) * n] for k in range(orders[axis])]
-            offset += orders[axis] * n
-        del index
+        # One matrix product per row block: measured ~5-10 % faster on CPU than one product of the concatenated
+        # blocks, whose concatenation and slicing cost copies (forward and backward).
+        z = primal @ layer.weight.T + layer.bias
+        blocks = {axis: [block @ layer.weight.T for block in series] for axis, series in blocks.items()}
     return {axis: (z, *blocks[axis]) for axis in axes}
 
 
