@@ -120,9 +120,10 @@ def batch_axis_derivatives(
 
     For a :class:`pinnkit.nn.MLP` (with an affine input map, possibly a periodic embedding, and no Fourier
     features) the Taylor series are pushed through the layers by hand: at each layer the primal rows and every
-    derivative row of every axis go through the layer's matrix, and the activation's series comes from closed forms
-    (tanh) or ``jax.experimental.jet`` on that elementwise function alone. The primal is computed once for all
-    axes. Any other model falls back to :func:`axis_derivatives` vmapped over the points. Both give the same numbers (tested).
+    derivative row of every axis go through the layer's matrix, and the activation's series comes from closed
+    forms (tanh) or ``jax.experimental.jet`` on that elementwise function alone. The primal is computed once for
+    all axes. Any other model falls back to :func:`axis_derivatives` vmapped over the points. Both give the same
+    numbers (tested).
 
     Args:
         model: a network mapping one point ``(d,)`` to ``(k,)`` outputs.
