@@ -264,3 +264,18 @@ def test_the_snr_coupling_receives_each_rows_snr(helmholtz):
     plain = fit(problem, small_model(problem), optax.chain(rba(400), optax.adam(1e-3)), points, steps=10,
                 log=LogSchedule(5), probes=Probes(snr_batches=0))
     assert np.isnan(float(optax.tree.get(plain.opt_state, "snr")))  # no SNR measured, none stored
+
+
+def test_a_failed_line_search_step_is_rejected_and_the_curvature_restarted(helmholtz):
+    problem, points = helmholtz
+    model = small_model(problem)
+    # A step 1e6 times too long and one trial allowed: the line search cannot find a decrease and fails.
+    reckless = optax.lbfgs(learning_rate=1e6, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=1))
+    result = fit(problem, model, reckless, points, steps=1, log=LogSchedule(1), probes=Probes(snr_batches=0))
+    assert result.history["line_search_failures"][-1] == 1
+    for before, after in zip(leaves(model), leaves(result.model), strict=True):
+        np.testing.assert_array_equal(before, after)  # the step was not taken
+    assert result.history["loss"][-1] == result.history["loss"][0]
+    assert float(optax.tree.get(result.opt_state, "value")) == np.inf  # the rejected point is not reused
+    assert int(optax.tree.get(result.opt_state, "count", filtering=lambda path, value: isinstance(
+        path[-1], optax.tree_utils.NamedTupleKey) and path[-1].tuple_name == "ScaleByLBFGSState")) == 0

@@ -450,7 +450,8 @@ def test_gradient_power_zero_is_plain_rba(residuals, norms):
 )
 def test_gradient_aware_bounds(sequence, power, snr, snr_coupling):
     eta, gamma = 0.02, 0.95
-    transform = gradient_aware_rba(6, eta=eta, gamma=gamma, gradient_power=power, snr_coupling=snr_coupling)
+    transform = gradient_aware_rba(6, eta=eta, gamma=gamma, gradient_power=power, snr_coupling=snr_coupling,
+                                   snr_warmup=0)
     state = transform.init(None)
     for residuals, norms in sequence:
         _, state = transform.update(None, state, residuals=residuals, sample_gradient_norms=norms, snr=snr)
@@ -474,7 +475,7 @@ def test_smaller_gradient_gets_larger_weight(residual, small, extra, power):
 
 
 def test_snr_modulates_the_rate_not_the_target():
-    transform = gradient_aware_rba(3, eta=0.1, gamma=0.5, snr_coupling=1.0)
+    transform = gradient_aware_rba(3, eta=0.1, gamma=0.5, snr_coupling=1.0, snr_warmup=0)
     residuals, norms = jnp.array([1.0, 2.0, 4.0]), jnp.ones(3)
 
     def after(snr, steps=1, state=None):

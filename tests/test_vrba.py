@@ -261,7 +261,7 @@ def test_mean_normalisation_has_mean_one(residuals, scale):
 def test_chain_with_adam_leaves_updates_unchanged():
     params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.5)}
     adam = optax.adam(1e-2)
-    chained = optax.chain(vrba(3, eta=0.1, gamma=0.5, snr_coupling=1.0), adam)
+    chained = optax.chain(vrba(3, eta=0.1, gamma=0.5, snr_coupling=1.0, snr_warmup=0), adam)
     chained_state, plain_state = chained.init(params), adam.init(params)
     for k in range(3):
         grads = jax.tree.map(lambda p: jnp.cos(p * (k + 1)), params)
@@ -316,7 +316,7 @@ def test_initial_snr_is_nan_float32():
 
 
 def test_stored_snr_keeps_modulating_rba():
-    transform = rba(3, eta=0.1, gamma=0.5, snr_coupling=1.0)
+    transform = rba(3, eta=0.1, gamma=0.5, snr_coupling=1.0, snr_warmup=0)
     r = jnp.array([1.0, 2.0, 4.0])
     q = np.array([0.25, 0.5, 1.0])
     _, state = transform.update(None, transform.init(None), residuals=r, snr=4.0)
@@ -338,7 +338,7 @@ def test_stored_snr_keeps_modulating_rba():
 def test_stored_snr_keeps_modulating_vrba_and_gradient_aware():
     r = jnp.array([1.0, 2.0, 4.0])
     q = np.array([3**-0.75, 3**-0.5, 1.0])
-    transform = vrba(3, eta=0.1, gamma=0.5, snr_coupling=2.0)
+    transform = vrba(3, eta=0.1, gamma=0.5, snr_coupling=2.0, snr_warmup=0)
     state = _run(transform, [r], snr=8.0)  # s = 1/4
     np.testing.assert_allclose(state.weights, 0.025 * q, rtol=1e-6)
     state = _run(transform, [r, r], state=state)  # n = 2, 3 without snr: s stays 1/4
@@ -346,7 +346,7 @@ def test_stored_snr_keeps_modulating_vrba_and_gradient_aware():
     w = 0.875 * (0.875 * 0.025 * q + 0.025 * q2) + 0.025 * q3
     np.testing.assert_allclose(state.weights, w, rtol=1e-6)
 
-    aware = gradient_aware_rba(3, eta=0.1, gamma=0.5, snr_coupling=1.0)
+    aware = gradient_aware_rba(3, eta=0.1, gamma=0.5, snr_coupling=1.0, snr_warmup=0)
     norms = jnp.ones(3)
     state = _run(aware, [r], snr=4.0, sample_gradient_norms=norms)
     state = _run(aware, [r], state=state, sample_gradient_norms=norms)
@@ -363,7 +363,7 @@ def test_snr_without_coupling_is_stored_but_ignored():
 
 
 def test_snr_under_jit_and_vmap():
-    transform = vrba(3, eta=0.1, gamma=0.5, snr_coupling=1.0)
+    transform = vrba(3, eta=0.1, gamma=0.5, snr_coupling=1.0, snr_warmup=0)
     step = jax.jit(lambda s, r, x: transform.update(None, s, residuals=r, snr=x)[1])
     stacked = jax.vmap(lambda _: transform.init(None))(jnp.arange(2))
     stacked = jax.vmap(step)(stacked, jnp.ones((2, 3)), jnp.array([4.0, jnp.inf]))
@@ -372,7 +372,7 @@ def test_snr_under_jit_and_vmap():
 
 
 def test_snr_must_be_a_scalar():
-    transform = rba(3, snr_coupling=1.0)
+    transform = rba(3, snr_coupling=1.0, snr_warmup=0)
     with pytest.raises(ValueError, match=r"snr must be a scalar.*\(2,\)"):
         transform.update(None, transform.init(None), residuals=jnp.ones(3), snr=jnp.ones(2))
 
@@ -648,3 +648,24 @@ def test_hold_weights_rejects_bad_transforms_and_calls():
     held = hold_weights(vrba(3), every=2)
     with pytest.raises(TypeError, match="requires residuals"):
         held.update(None, held.init(None))
+
+
+def test_the_snr_coupling_waits_until_the_weights_have_grown():
+    # From zero weights the loss is the constraint terms alone, whose batch gradients agree: the SNR is huge and
+    # says nothing about the samples. During the warm-up (ceil(1 / (1 - gamma)) = 4 updates for gamma = 0.75)
+    # the weights move at RBA's full rate; afterwards the stored SNR slows them down.
+    eta, gamma, residuals = 0.1, 0.75, jnp.array([1.0, 2.0, 4.0])
+    coupled, plain = rba(3, eta=eta, gamma=gamma, snr_coupling=1.0), rba(3, eta=eta, gamma=gamma)
+    state_coupled, state_plain = coupled.init(None), plain.init(None)
+    for update in range(6):
+        _, state_coupled = coupled.update(None, state_coupled, residuals=residuals, snr=1e7)
+        _, state_plain = plain.update(None, state_plain, residuals=residuals)
+        if update < 4:
+            np.testing.assert_allclose(state_coupled.weights, state_plain.weights, rtol=1e-6)
+    # Updates 5 and 6 at s = 1e-7: the weights barely move from where the warm-up left them.
+    q = np.array([0.25, 0.5, 1.0])
+    after_warmup = eta * (1 - gamma**4) / (1 - gamma) * q
+    np.testing.assert_allclose(state_coupled.weights, after_warmup, rtol=1e-5)
+    assert np.all(np.asarray(state_plain.weights) > after_warmup * 1.05)
+    with pytest.raises(ValueError, match="snr_warmup"):
+        rba(3, snr_coupling=1.0, snr_warmup=-1)

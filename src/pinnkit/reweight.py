@@ -26,6 +26,7 @@ extra keyword of ``update`` to ``value_fn``, which must therefore name each one 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -370,6 +371,7 @@ def _reweighting_transform(
     target_fn: Callable[..., Array],
     per_sample_args: tuple[str, ...] = (),
     snr_coupling: ArrayLike | None = None,
+    snr_warmup: int | None = None,
     target_bound: Callable[[int], float] = lambda size: 1.0,
     state_type: type[RBAState] = RBAState,
     name: str,
@@ -388,6 +390,10 @@ def _reweighting_transform(
     _check_open_interval("gamma", gamma, 0.0, 1.0)
     if snr_coupling is not None:
         _check_open_interval("snr_coupling", snr_coupling, 0.0, None)
+    if snr_warmup is None:
+        snr_warmup = 0 if _is_traced(gamma) else math.ceil(1.0 / (1.0 - float(gamma)) - 1e-9)
+    elif isinstance(snr_warmup, bool) or not isinstance(snr_warmup, int) or snr_warmup < 0:
+        raise ValueError(f"snr_warmup must be a non-negative integer, got {snr_warmup!r}")
     from_residual = isinstance(init, str) and init == "residual"
     initial_value = 0.0 if isinstance(init, str) else init
 
@@ -418,6 +424,8 @@ def _reweighting_transform(
         per_sample = {arg: _split_terms(extra_args[arg], sizes, arg) for arg in per_sample_args}
         stored_snr = _store_snr(state.snr, snr)
         scale = _snr_step_scale(stored_snr, snr_coupling)
+        if scale is not None and snr_warmup:
+            scale = jnp.where(state.count >= snr_warmup, scale, 1.0)
         cap = eta / (1 - gamma)
         weight_terms = _unpack(state.weights, sizes)
 
@@ -473,6 +481,7 @@ def rba(
     normalize: str = "max",
     init: str = "zeros",
     snr_coupling: ArrayLike | None = None,
+    snr_warmup: int | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Residual-based attention (RBA): per-sample weights that follow the normalised residual magnitude.
 
@@ -525,6 +534,9 @@ def rba(
         normalize: ``"max"`` (the paper) or ``"minmax"`` (the paper's Helmholtz variant).
         init: ``"zeros"`` (the paper's init 1) or ``"residual"`` (init 2).
         snr_coupling: the reference SNR ``s_ref > 0`` of the step modulation, or None (default) for none.
+        snr_warmup: updates before the modulation acts (default ``ceil(1 / (1 - gamma))``, the time the weights
+            take to reach their scale: from zero weights the loss is the constraint terms alone, whose batch
+            gradients agree, and the SNR then says nothing about the samples).
 
     Returns:
         An ``optax.GradientTransformationExtraArgs`` with state :class:`RBAState`. Its
@@ -552,6 +564,7 @@ def rba(
         init=init,
         target_fn=functools.partial(_residual_target, normalize=normalize),
         snr_coupling=snr_coupling,
+        snr_warmup=snr_warmup,
         name="rba",
     )
 
@@ -566,6 +579,7 @@ def vrba(
     temperature: ArrayLike | None = None,
     phi: ArrayLike = 1.0,
     snr_coupling: ArrayLike | None = None,
+    snr_warmup: int | None = None,
     normalize: str = "max",
     init: str | ArrayLike = "zeros",
 ) -> optax.GradientTransformationExtraArgs:
@@ -653,6 +667,7 @@ def vrba(
             ignored by the linear potential, where it cancels).
         phi: the share ``phi`` in [0, 1] of the potential's target; ``1 - phi`` is spread uniformly.
         snr_coupling: the reference SNR of the step modulation (as in :func:`rba`), or None.
+        snr_warmup: updates before the modulation acts (as in :func:`rba`).
         normalize: ``"max"`` (bounded, the code) or ``"mean"`` (the paper's density normalisation).
         init: ``"zeros"``, ``"residual"`` (the first update sets ``w = min(1, eta / (1 - gamma)) * t``) or a
             number in ``[0, eta / (1 - gamma)]`` (constant initial weights, as the code's 0.1).
@@ -697,6 +712,7 @@ def vrba(
             phi=phi,
         ),
         snr_coupling=snr_coupling,
+        snr_warmup=snr_warmup,
         target_bound=target_bound,
         name="vrba",
     )
@@ -709,6 +725,7 @@ def gradient_aware_rba(
     gamma: ArrayLike = 0.999,
     gradient_power: ArrayLike = 1.0,
     snr_coupling: ArrayLike | None = None,
+    snr_warmup: int | None = None,
     normalize: str = "max",
     init: str = "zeros",
 ) -> optax.GradientTransformationExtraArgs:
@@ -739,6 +756,7 @@ def gradient_aware_rba(
         eta: the step toward the target, > 0.
         gamma: the decay of the running weights, in (0, 1).
         gradient_power: ``p >= 0``, how strongly small gradient norms are favoured.
+        snr_warmup: updates before the modulation acts (as in :func:`rba`).
         snr_coupling: the reference SNR ``s_ref > 0`` of the step modulation, or None for no modulation (then
             ``snr`` is only stored).
         normalize: ``"max"`` or ``"minmax"`` for the residual part ``a``.
@@ -774,6 +792,7 @@ def gradient_aware_rba(
         ),
         per_sample_args=("sample_gradient_norms",),
         snr_coupling=snr_coupling,
+        snr_warmup=snr_warmup,
         state_type=GradientAwareRBAState,
         name="gradient_aware_rba",
     )

@@ -33,7 +33,7 @@ from pinnkit import diagnostics
 from pinnkit.problems.base import Points, Problem
 from pinnkit.reweight import EXTRA_ARG_NAMES, required_extra_args, sample_weights, weighted_mse
 
-__all__ = ["Evaluation", "Steps", "forget_loss", "has_adam", "is_line_search"]
+__all__ = ["Evaluation", "Steps", "forget_loss", "has_adam", "is_line_search", "restart_curvature"]
 
 _LINE_SEARCH_STATES = (optax.ScaleByZoomLinesearchState, optax.ScaleByBacktrackingLinesearchState)
 
@@ -95,6 +95,38 @@ def forget_loss(opt_state: Any) -> Any:
 
     kinds = (*_LINE_SEARCH_STATES, QuasiNewtonState)
     return jax.tree_util.tree_map(forget, opt_state, is_leaf=lambda node: isinstance(node, kinds))
+
+
+def restart_curvature(opt_state: Any) -> Any:
+    """The optimizer state with its curvature memory cleared after a rejected step: a quasi-Newton method's
+    inverse Hessian back to the identity (and no secant pair across the rejection), L-BFGS's memory emptied, the
+    line search's cache dropped (it holds the rejected point's value).
+
+    Example:
+        >>> import jax.numpy as jnp, optax
+        >>> state = restart_curvature(optax.lbfgs().init(jnp.zeros(2)))
+        >>> int(optax.tree.get(state, "count")), float(optax.tree.get(state, "value"))
+        (0, inf)
+    """
+    from pinnkit.quasi_newton import QuasiNewtonState
+
+    def restart(node):
+        if isinstance(node, QuasiNewtonState):
+            matrix = node.inverse_hessian
+            eye = jnp.broadcast_to(jnp.eye(matrix.shape[-1], dtype=matrix.dtype), matrix.shape)
+            return node._replace(inverse_hessian=eye, prev_ghg=jnp.zeros_like(node.prev_ghg),
+                                 num_updates=jnp.zeros_like(node.num_updates), num_resets=node.num_resets + 1,
+                                 has_prev=jnp.zeros_like(node.has_prev))
+        if isinstance(node, optax.ScaleByLBFGSState):
+            zeros = lambda tree: jax.tree_util.tree_map(jnp.zeros_like, tree)  # noqa: E731
+            return node._replace(count=jnp.zeros_like(node.count), diff_params_memory=zeros(node.diff_params_memory),
+                                 diff_updates_memory=zeros(node.diff_updates_memory),
+                                 weights_memory=zeros(node.weights_memory))
+        return node
+
+    kinds = (QuasiNewtonState, optax.ScaleByLBFGSState)
+    restarted = jax.tree_util.tree_map(restart, opt_state, is_leaf=lambda node: isinstance(node, kinds))
+    return forget_loss(restarted)
 
 
 class Evaluation(NamedTuple):
@@ -283,9 +315,16 @@ class Steps:
             evaluation = self.evaluate(params, opt_state, points)
             value, grads = evaluation.loss, evaluation.grads
             extras = self.extras(params, opt_state, points, evaluation, step)
-        updates, opt_state = self.optimizer.update(grads, opt_state, params, value=value, grad=grads,
+        updates, new_state = self.optimizer.update(grads, opt_state, params, value=value, grad=grads,
                                                    value_fn=value_fn, **extras)
-        return optax.apply_updates(params, updates), opt_state
+        # A line search that found no step with sufficient decrease hands back its last trial step, which may
+        # raise the loss by orders of magnitude: reject it and start the curvature model afresh.
+        rejected = line_search_failures(new_state) > 0
+        new_params = optax.apply_updates(params, updates)
+        keep = lambda old, new: jnp.where(rejected, old, new)  # noqa: E731
+        params = jax.tree_util.tree_map(keep, params, new_params)
+        new_state = jax.tree_util.tree_map(keep, restart_curvature(new_state), new_state)
+        return params, new_state
 
     def chunk(self, params, opt_state, points: Points, pending: Evaluation | None, start, length):
         """``length`` steps from step ``start`` (both int32 scalars; ``length >= 1``).
