@@ -34,6 +34,7 @@ def renderer(name: str) -> Callable[[dict], str]:
         raise SystemExit(f"block {name!r}: no script {path.relative_to(ROOT)}")
     spec = importlib.util.spec_from_file_location(f"_render_{script}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and pickling look the module up by name
     sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)
