@@ -15,7 +15,10 @@ import jax.numpy as jnp
 from jax.experimental import jet
 from jaxtyping import Array, Float
 
-__all__ = ["axis_derivatives", "mixed_derivative", "partial_derivatives"]
+__all__ = [
+    "axis_derivatives", "batch_axis_derivatives", "batch_directional_derivatives", "mixed_derivative",
+    "partial_derivatives",
+]
 
 PointFunction = Callable[[Float[Array, " d"]], Array]
 
@@ -41,8 +44,8 @@ def axis_derivatives(fn: PointFunction, x: Float[Array, " d"], axis: int, order:
     Example:
         >>> import jax.numpy as jnp
         >>> u, u_x, u_xx = axis_derivatives(lambda p: jnp.sin(p[0]) * p[1], jnp.array([0.0, 2.0]), 0, 2)
-        >>> [float(v) for v in (u, u_x, u_xx)]
-        [0.0, 2.0, -0.0]
+        >>> [round(float(v), 4) + 0.0 for v in (u, u_x, u_xx)]
+        [0.0, 2.0, 0.0]
     """
     if order < 1:
         raise ValueError(f"order must be >= 1, got {order}")
@@ -92,7 +95,7 @@ def partial_derivatives(
     Example:
         >>> import jax.numpy as jnp
         >>> d = partial_derivatives(lambda p: p[0] ** 3 * p[1], jnp.array([1.0, 2.0]), [(), (0, 0), (0, 1)])
-        >>> {k: float(v) for k, v in d.items()}
+        >>> {k: round(float(v), 4) for k, v in d.items()}
         {(): 2.0, (0, 0): 12.0, (0, 1): 3.0}
     """
     out: dict[tuple[int, ...], Array] = {}
@@ -140,24 +143,67 @@ def batch_axis_derivatives(
         >>> [s.shape for s in series[0]], len(series[1])
         ([(5, 1), (5, 1), (5, 1)], 2)
     """
+    dimension = x.shape[-1]
+    for axis in orders:
+        if not 0 <= axis < dimension:
+            raise ValueError(f"axis {axis} is out of range for points with {dimension} coordinates")
+    directions = {axis: (tuple(1.0 if i == axis else 0.0 for i in range(dimension)), order)
+                  for axis, order in orders.items()}
+    return batch_directional_derivatives(model, x, directions)
+
+
+def batch_directional_derivatives(
+    model: Callable[[Array], Array], x: Float[Array, "n d"], directions: dict
+) -> dict:
+    """Value and derivatives along several directions ``v`` of input space, ``d^k/dt^k model(x + t v)`` at
+    ``t = 0``, for a whole batch of points: one Taylor pass per direction (see :func:`batch_axis_derivatives`).
+
+    Mixed partial derivatives follow from directional ones by polarisation, e.g. in two dimensions
+    ``u_xy = (D2_{(1,1)} - u_xx - u_yy) / 2`` and ``u_xxy = (D3_{(1,1)} - D3_{(1,-1)} - 2 u_yyy) / 6``: the cavity's
+    third derivatives of the stream function come out of four directional series.
+
+    Args:
+        model: a network mapping one point ``(d,)`` to ``(k,)`` outputs.
+        x: points, shape ``(n, d)``.
+        directions: name -> ``(vector, order)``, a vector of ``d`` numbers and the highest derivative wanted.
+
+    Returns:
+        name -> ``(u, D u, D^2 u, ..., D^order u)``, each of shape ``(n, k)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> f = lambda p: jnp.atleast_1d(p[0] ** 2 * p[1])
+        >>> series = batch_directional_derivatives(f, jnp.array([[1.0, 2.0]]), {"d": ((1.0, 1.0), 2)})
+        >>> [round(float(value[0, 0]), 4) for value in series["d"]]   # f(1+t, 2+t) = 2 + 5t + 4t^2 + ...
+        [2.0, 5.0, 8.0]
+    """
     from pinnkit import nn
 
-    for axis, order in orders.items():
+    dimension = x.shape[-1]
+    checked = {}
+    for name, (vector, order) in directions.items():
         if order < 1:
-            raise ValueError(f"order must be >= 1, got {order} for axis {axis}")
-        if not 0 <= axis < x.shape[-1]:
-            raise ValueError(f"axis {axis} is out of range for points with {x.shape[-1]} coordinates")
+            raise ValueError(f"order must be >= 1, got {order} for direction {name!r}")
+        vector = tuple(float(component) for component in vector)
+        if len(vector) != dimension:
+            raise ValueError(f"direction {name!r} has {len(vector)} components for {dimension}-D points")
+        checked[name] = (vector, int(order))
     if isinstance(model, nn.MLP) and model.input_map.fourier is None:
-        return _mlp_series(model, x, orders)
+        return _mlp_series(model, x, checked)
     out = {}
-    for axis, order in orders.items():
-        series = jax.vmap(lambda point, axis=axis, order=order: axis_derivatives(model, point, axis, order))(x)
-        out[axis] = tuple(series)
+    for name, (vector, order) in checked.items():
+        direction = jnp.asarray(vector, x.dtype)
+
+        def along(point, direction=direction, order=order):
+            series = (direction,) + tuple(jnp.zeros_like(point) for _ in range(order - 1))
+            value, derivatives = jet.jet(model, (point,), (series,))
+            return (value, *derivatives)
+
+        out[name] = tuple(jax.vmap(along)(x))
     return out
 
 
-def _mlp_series(model, x: Array, orders: dict[int, int]) -> dict[int, tuple[Array, ...]]:
-    axes = list(orders)
+def _mlp_series(model, x: Array, directions: dict) -> dict:
     affine = model.input_map.scale_and_shift(x.dtype)
     if affine is not None:
         scale, shift = affine
@@ -168,53 +214,52 @@ def _mlp_series(model, x: Array, orders: dict[int, int]) -> dict[int, tuple[Arra
     first = model.layers[0]
     periodic = model.input_map.periodic
     if not periodic:
-        # Layer 1 is affine in x: its k-th derivative along an axis is the scaled weight column (k = 1) or zero.
+        # Layer 1 is affine in x: along v its first derivative is W (scale v), the higher ones vanish.
         z = hidden @ first.weight.T + first.bias
-        blocks = {axis: [jnp.broadcast_to(first.weight[:, axis] * scale[axis], z.shape)]
-                  + [jnp.zeros_like(z)] * (orders[axis] - 1) for axis in axes}
+        blocks = {}
+        for name, (vector, order) in directions.items():
+            slope = first.weight @ (scale * jnp.asarray(vector, x.dtype))
+            blocks[name] = [jnp.broadcast_to(slope, z.shape)] + [jnp.zeros_like(z)] * (order - 1)
     else:
         # Periodic axes enter as (cos, sin) of pi x: their derivative series are closed forms.
-        features, series = _periodic_features(hidden, scale, periodic, orders)
+        features, series = _periodic_features(hidden, scale, periodic, directions)
         z = features @ first.weight.T + first.bias
-        blocks = {axis: [block @ first.weight.T for block in series[axis]] for axis in axes}
+        blocks = {name: [block @ first.weight.T for block in series[name]] for name in directions}
     for layer in model.layers[1:]:
         primal, blocks = _activation_series(model.activation, z, blocks)
         # One matrix product per row block: measured ~5-10 % faster on CPU than one product of the concatenated
         # blocks, whose concatenation and slicing cost copies (forward and backward).
         z = primal @ layer.weight.T + layer.bias
-        blocks = {axis: [block @ layer.weight.T for block in series] for axis, series in blocks.items()}
-    return {axis: (z, *blocks[axis]) for axis in axes}
+        blocks = {name: [block @ layer.weight.T for block in series] for name, series in blocks.items()}
+    return {name: (z, *blocks[name]) for name in directions}
 
 
-def _periodic_features(hidden, scale, periodic, orders):
-    """The embedded inputs and, per axis, their derivatives of order 1..k with respect to the raw coordinate."""
-    n, dimension = hidden.shape
+def _periodic_features(hidden, scale, periodic, directions):
+    """The embedded inputs and, per direction, their derivatives of order 1..k along it."""
+    dimension = hidden.shape[1]
     columns = []
-    series = {axis: [[] for _ in range(orders[axis])] for axis in orders}
+    series = {name: [[] for _ in range(order)] for name, (_, order) in directions.items()}
     for index in range(dimension):
         x = hidden[:, index]
         if index in periodic:
             angle = jnp.pi * x
             cosine, sine = jnp.cos(angle), jnp.sin(angle)
             columns += [cosine, sine]
-            # d^k/dx^k of (cos, sin)(w x): w^k (cos, sin) rotated by k quarter turns.
+            # d^k/dt^k of (cos, sin)(w t): w^k (cos, sin) rotated by k quarter turns.
             cycle = [(cosine, sine), (-sine, cosine), (-cosine, -sine), (sine, -cosine)]
-            for axis, order in orders.items():
+            for name, (vector, order) in directions.items():
                 for k in range(1, order + 1):
-                    if axis == index:
-                        rate = (jnp.pi * scale[index]) ** k
-                        pair = cycle[k % 4]
-                        series[axis][k - 1] += [rate * pair[0], rate * pair[1]]
-                    else:
-                        series[axis][k - 1] += [jnp.zeros_like(x), jnp.zeros_like(x)]
+                    rate = (jnp.pi * scale[index] * vector[index]) ** k
+                    pair = cycle[k % 4]
+                    series[name][k - 1] += [rate * pair[0], rate * pair[1]]
         else:
             columns.append(x)
-            for axis, order in orders.items():
+            for name, (vector, order) in directions.items():
                 for k in range(1, order + 1):
-                    value = jnp.full_like(x, scale[index]) if (axis == index and k == 1) else jnp.zeros_like(x)
-                    series[axis][k - 1].append(value)
+                    value = scale[index] * vector[index] if k == 1 else 0.0
+                    series[name][k - 1].append(jnp.full_like(x, value))
     features = jnp.stack(columns, axis=1)
-    return features, {axis: [jnp.stack(block, axis=1) for block in blocks] for axis, blocks in series.items()}
+    return features, {name: [jnp.stack(block, axis=1) for block in blocks] for name, blocks in series.items()}
 
 
 def _activation_series(activation, z, blocks):

@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from pinnkit.derivatives import axis_derivatives, mixed_derivative
+from pinnkit.derivatives import batch_directional_derivatives
 from pinnkit.problems.base import Problem
 from pinnkit.reference.base import Reference
 
@@ -57,27 +57,26 @@ class Cavity(Problem):
         ])
         return {"bc_u": walls, "bc_v": walls}
 
+    # Four directional Taylor series give every derivative the momentum equations need: the axes give the pure
+    # ones, the diagonals the mixed ones by polarisation (see :func:`batch_directional_derivatives`). Measured on
+    # 4x30 tanh, 3000 points, 2 CPU cores: loss and gradient 50 ms against 93 ms with nested autodiff per point.
+    _DIRECTIONS = {"x": ((1.0, 0.0), 3), "y": ((0.0, 1.0), 3), "plus": ((1.0, 1.0), 3), "minus": ((1.0, -1.0), 3)}
+
     @staticmethod
-    def _velocity(model):
-        def velocity(point):
-            psi = lambda p: model(p)[0]
-            return jnp.stack([
-                mixed_derivative(psi, point, (1,)),
-                -mixed_derivative(psi, point, (0,)),
-            ])
+    def _velocity(model, points):
+        series = batch_directional_derivatives(model, points, {"x": ((1.0, 0.0), 1), "y": ((0.0, 1.0), 1)})
+        return jnp.stack([series["y"][1][:, 0], -series["x"][1][:, 0]], axis=1)
 
-        return velocity
-
-    def _momentum(self, model, point):
-        psi = lambda p: model(p)[0]
-        pressure = lambda p: model(p)[1]
-        _, psi_x, psi_xx, psi_xxx = axis_derivatives(psi, point, 0, 3)
-        _, psi_y, psi_yy, psi_yyy = axis_derivatives(psi, point, 1, 3)
-        psi_xy = mixed_derivative(psi, point, (0, 1))
-        psi_xxy = mixed_derivative(psi, point, (0, 0, 1))
-        psi_xyy = mixed_derivative(psi, point, (0, 1, 1))
-        p_x = mixed_derivative(pressure, point, (0,))
-        p_y = mixed_derivative(pressure, point, (1,))
+    def _momentum(self, model, points):
+        series = batch_directional_derivatives(model, points, self._DIRECTIONS)
+        _, psi_x, psi_xx, psi_xxx = (term[:, 0] for term in series["x"])
+        _, psi_y, psi_yy, psi_yyy = (term[:, 0] for term in series["y"])
+        plus = [term[:, 0] for term in series["plus"]]
+        minus = [term[:, 0] for term in series["minus"]]
+        psi_xy = (plus[2] - psi_xx - psi_yy) / 2
+        psi_xxy = (plus[3] - minus[3] - 2 * psi_yyy) / 6
+        psi_xyy = (plus[3] + minus[3] - 2 * psi_xxx) / 6
+        p_x, p_y = series["x"][1][:, 1], series["y"][1][:, 1]
         u, v = psi_y, -psi_x
         u_x, u_y, v_x, v_y = psi_xy, psi_yy, -psi_xx, -psi_xy
         laplace_u = psi_xxy + psi_yyy
@@ -86,7 +85,7 @@ class Cavity(Problem):
         return jnp.stack([
             u * u_x + v * u_y + p_x - nu * laplace_u,
             u * v_x + v * v_y + p_y - nu * laplace_v,
-        ])
+        ], axis=1)
 
     def constraint_counts(self) -> dict[str, int]:
         walls = 4 * self.boundary_points_per_side
@@ -96,9 +95,9 @@ class Cavity(Problem):
         return self.grid_size**2
 
     def residuals(self, model, points):
-        momentum = jax.vmap(lambda point: self._momentum(model, point))(points["momentum_x"])
+        momentum = self._momentum(model, points["momentum_x"])
         walls = points["bc_u"]
-        velocity = jax.vmap(self._velocity(model))(walls)
+        velocity = self._velocity(model, walls)
         lid = jnp.where(walls[:, 1] >= 1.0, 1.0, 0.0)
         return {
             "momentum_x": momentum[:, 0],
@@ -108,7 +107,7 @@ class Cavity(Problem):
         }
 
     def observe(self, model, x):
-        velocity = jax.vmap(self._velocity(model))(x)
+        velocity = self._velocity(model, x)
         outputs = jax.vmap(model)(x)
         return jnp.concatenate([outputs[:, :1], velocity, outputs[:, 1:2]], axis=1)
 
