@@ -109,8 +109,11 @@ class Scale:
     seeds: int
 
 
-# CPU scale (2 shared cores): see the report in benchmarks/results/reweighting.json ("settings") for why.
-FULL = Scale(width=20, depth=3, points=2000, steps=3000, switch_step=2000, snr_batches=100, log_every=50,
+# CPU scale (2 shared cores), measured first on Burgers, 3 seeds vmapped, 3000 steps, 2000 points: Adam (float32)
+# 45 s per cell; Adam+SSBroyden (float64) 187 s (52 s for 2000 Adam steps, 135 s for 1000 SSBroyden iterations);
+# gradient-aware RBA 189 s / 492 s; 25-60 s of compilation per cell. The 39 cells would take ~110 minutes of
+# training (~2.2 hours with compilation); 1000 points halve the step cost (measured: 46 -> 24 s for 600 steps).
+FULL = Scale(width=20, depth=3, points=1000, steps=3000, switch_step=2000, snr_batches=100, log_every=50,
              dense_until=300, dense_every=2, seeds=3)
 QUICK = Scale(width=8, depth=1, points=200, steps=6, switch_step=4, snr_batches=10, log_every=1, dense_until=0,
               dense_every=1, seeds=2)
@@ -119,6 +122,9 @@ QUICK = Scale(width=8, depth=1, points=200, steps=6, switch_step=4, snr_batches=
 # past the paper's drift phase (70-180 iterations at its scale, shared/docs/paper.md section 3).
 DIFFUSION_FALLBACK_START = 300
 MIN_WINDOW_ROWS = 3
+# A fixed window that does not depend on the detector: the second half of the first stage (weights near their
+# fixed point: 1 - 0.999 ** 1000 = 63% of it at the window's start with gamma = 0.999).
+LATE_WINDOW_FRACTION = 0.5
 
 SNR_DIFFUSION_DEFINITION = (
     "For each seed: the median of the logged batch-gradient SNR (`snr` column: ||mean_b g_b|| / ||std_b g_b|| over "
@@ -130,13 +136,26 @@ SNR_DIFFUSION_DEFINITION = (
     f"{MIN_WINDOW_ROWS} rows in the window: no value. A cell's value is the geometric mean over its seeds; "
     "'x none' is that divided by the no-reweighting cell's value (same problem and plan)."
 )
+# A relative L2 error of 1 is what u = 0 scores: errors at or above it all mean "did not learn the solution" and
+# are compared as equal (a run stuck at u = 0 must not "beat" one that overshoots to 3).
+ERROR_CAP = 1.0
 VERDICT_RULE = (
-    "Verdict against no reweighting (same problem and plan), from the per-seed final relative L2 errors: "
+    "Verdict against no reweighting (same problem and plan), from the per-seed final relative L2 errors, each "
+    f"capped at {ERROR_CAP:g} first (the error of predicting u = 0: every error at or above it means the run did "
+    f"not learn the solution, and such runs tie; a seed that diverged counts as {ERROR_CAP:g} too): "
     "**helps** when the scheme's geometric mean is lower AND every seed of the scheme ends below every seed of "
     "no reweighting (the seed ranges do not overlap); **hurts** when the geometric mean is higher and every seed "
     "ends above every seed of no reweighting; otherwise **no difference within seed spread**. With 3 seeds each, "
-    "complete separation is the one-sided Mann-Whitney test at p = 0.05. A seed that diverged counts as an "
-    "infinite error."
+    "complete separation is the one-sided Mann-Whitney test at p = 0.05. The ratios ('x none') are of the "
+    "geometric means of the capped errors too."
+)
+SNR_LATE_DEFINITION = (
+    "For each seed: the median of the logged `snr` over the rows of the first stage with step in [E / 2, E], E the "
+    "last step of the first stage (Adam): a fixed window that does not depend on the transition detector. A cell's "
+    "value is the geometric mean over its seeds. Next to it, the constraint share: the median over the same rows "
+    "of (initial/boundary loss terms) / loss, median over seeds; every SNR batch carries the whole constraint "
+    "terms (the paper's convention), which add to the mean batch gradient but not to its spread, so a larger share "
+    "alone raises the SNR."
 )
 BEST_NOTE = ("best rel. L2 (with hindsight): the lowest test error of any logged row; training cannot see the "
              "test error, so it only shows how far the final error is from the best the run passed through")
@@ -219,6 +238,7 @@ def train(scale: Scale, problems: Sequence[str], schemes: Sequence[str], results
             "compile_seconds": max(float(result.compile_time_s) for result in results),
             "total_seconds": total,
             "stage_starts": [int(step) for step in results[0].stage_starts],
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
         write_text(sidecar, json.dumps(json_ready(record), indent=1) + "\n")
         finals = [result.history.last("rel_l2") for result in results]
@@ -268,6 +288,43 @@ def snr_in_diffusion(history, transitions: Mapping[str, int | None], stage_start
     return float(np.median(values)), window, int(values.size)
 
 
+def late_window(history, stage_starts: Sequence[int]) -> np.ndarray:
+    """The rows of the second half of the first stage (a boolean mask)."""
+    end = first_stage_end(history, stage_starts)
+    steps = history["step"]
+    inside = (steps >= LATE_WINDOW_FRACTION * end) & (steps <= end)
+    if "stage" in history:
+        inside &= history["stage"] == 0
+    return inside
+
+
+def snr_late(history, stage_starts: Sequence[int]) -> float | None:
+    """The median SNR over the second half of the first stage (:data:`SNR_LATE_DEFINITION`)."""
+    if "snr" not in history or len(history) == 0:
+        return None
+    values = finite(history["snr"][late_window(history, stage_starts)])
+    return float(np.median(values)) if values.size >= MIN_WINDOW_ROWS else None
+
+
+def constraint_share_late(history, stage_starts: Sequence[int], collocation_terms: Sequence[str]) -> float | None:
+    """The median over the second half of the first stage of the constraint terms' share of the loss.
+
+    Every SNR batch carries the whole constraint terms (the paper's convention): they add to the mean batch gradient
+    but not to its spread, so a loss dominated by them has a high SNR whatever the PDE term does.
+    """
+    terms = [name for name in history.columns if name.startswith("loss_")]
+    constraints = [name for name in terms if name.removeprefix("loss_") not in collocation_terms]
+    if "loss" not in history or not terms or len(history) == 0:
+        return None
+    inside = late_window(history, stage_starts)
+    total = history["loss"][inside]
+    if not constraints:
+        return 0.0
+    share = sum(history[name][inside] for name in constraints) / np.where(total > 0, total, np.nan)
+    values = finite(share)
+    return float(np.median(values)) if values.size else None
+
+
 def geometric_mean(values: Sequence[float | None]) -> float | None:
     """Geometric mean of positive values; inf when one is inf (a diverged seed), None when none is usable."""
     usable = [value for value in values if value is not None and not math.isnan(value) and value > 0]
@@ -278,8 +335,14 @@ def geometric_mean(values: Sequence[float | None]) -> float | None:
     return float(math.exp(sum(math.log(value) for value in usable) / len(usable)))
 
 
+def capped(errors: Sequence[float | None]) -> list[float]:
+    """Per-seed errors capped at :data:`ERROR_CAP` (a diverged or missing seed counts as the cap)."""
+    return [ERROR_CAP if value is None or not math.isfinite(value) else min(value, ERROR_CAP) for value in errors]
+
+
 def verdict(errors: Sequence[float], reference: Sequence[float]) -> str:
     """:data:`VERDICT_RULE` applied to two sets of per-seed final errors (inf for a diverged seed)."""
+    errors, reference = capped(errors), capped(reference)
     mine, theirs = geometric_mean(errors), geometric_mean(reference)
     if mine is None or theirs is None:
         return "no result"
@@ -292,13 +355,17 @@ def verdict(errors: Sequence[float], reference: Sequence[float]) -> str:
 
 def analyze_cell(histories_dir: Path, sidecar: Mapping[str, Any]) -> dict[str, Any]:
     """The numbers of one (problem, plan, scheme) cell from its saved histories."""
+    from pinnkit import problems as registry
     from pinnkit.diagnostics.transitions import detect_transitions
     from pinnkit.history import History
 
     stem = cell_stem(sidecar["problem"], sidecar["plan"], sidecar["scheme"])
+    collocation_terms = tuple(registry.get(sidecar["problem"], **sidecar["config"]["problem_params"]).collocation_terms)
     entry: dict[str, Any] = {key: sidecar[key] for key in ("problem", "plan", "scheme", "seeds", "precision",
                                                           "status", "train_seconds", "compile_seconds",
                                                           "stage_starts")}
+    # Each cell's own wall time (training, compilation, writing): a grid resumed over several sessions sums them.
+    entry["cell_seconds"] = sidecar.get("total_seconds")
     scheme = SCHEMES.get(sidecar["scheme"])
     config = sidecar["config"]
     entry.update(reweight=config["reweight"], reweight_options=config["reweight_options"],
@@ -308,7 +375,8 @@ def analyze_cell(histories_dir: Path, sidecar: Mapping[str, Any]) -> dict[str, A
     entry["ms_per_step"] = 1000 * sidecar["train_seconds"] / steps if steps else None
     per_seed: dict[str, list] = {key: [] for key in (
         "final_rel_l2", "best_rel_l2", "diffusion_start", "equilibrium_start", "snr_diffusion",
-        "snr_diffusion_window", "snr_diffusion_rows", "final_mse", "stage_seconds")}
+        "snr_diffusion_window", "snr_diffusion_rows", "snr_late", "constraint_share_late", "final_loss",
+        "final_mse", "line_search_failures", "stage_seconds")}
     for seed, status in zip(sidecar["seeds"], sidecar["status"], strict=True):
         history = History.from_csv(histories_dir / f"{stem}__seed{seed}.csv")
         errors = finite(history["rel_l2"]) if "rel_l2" in history else np.array([])
@@ -316,6 +384,7 @@ def analyze_cell(histories_dir: Path, sidecar: Mapping[str, Any]) -> dict[str, A
         per_seed["final_rel_l2"].append(math.inf if diverged or not errors.size else float(errors[-1]))
         per_seed["best_rel_l2"].append(float(errors.min()) if errors.size else None)
         per_seed["final_mse"].append(history.last("mse") if "mse" in history else None)
+        per_seed["final_loss"].append(history.last("loss") if "loss" in history else None)
         transitions = detect_transitions(history)
         per_seed["diffusion_start"].append(transitions["diffusion_start"])
         per_seed["equilibrium_start"].append(transitions["equilibrium_start"])
@@ -323,16 +392,32 @@ def analyze_cell(histories_dir: Path, sidecar: Mapping[str, Any]) -> dict[str, A
         per_seed["snr_diffusion"].append(value)
         per_seed["snr_diffusion_window"].append(window)
         per_seed["snr_diffusion_rows"].append(rows)
+        per_seed["snr_late"].append(snr_late(history, sidecar["stage_starts"]))
+        per_seed["constraint_share_late"].append(
+            constraint_share_late(history, sidecar["stage_starts"], collocation_terms))
+        per_seed["line_search_failures"].append(
+            int(np.nansum(history["line_search_failures"])) if "line_search_failures" in history else None)
         per_seed["stage_seconds"].append(stage_seconds(history))
     entry.update(per_seed)
     entry["stage_seconds"] = per_seed["stage_seconds"][0]  # the seeds share one clock
     finals = [value for value in entry["final_rel_l2"] if value is not None]
     entry["final_rel_l2_geomean"] = geometric_mean(finals)
+    entry["final_rel_l2_capped_geomean"] = geometric_mean(capped(finals))
     usable = finite([value for value in finals if not math.isinf(value)])
     entry["final_rel_l2_mean"] = float(usable.mean()) if usable.size else None
     entry["final_rel_l2_std"] = float(usable.std()) if usable.size else None
     entry["best_rel_l2_geomean"] = geometric_mean(entry["best_rel_l2"])
     entry["snr_diffusion_geomean"] = geometric_mean(entry["snr_diffusion"])
+    entry["snr_late_geomean"] = geometric_mean(entry["snr_late"])
+    shares = finite([value for value in entry["constraint_share_late"] if value is not None])
+    entry["constraint_share_late_median"] = float(np.median(shares)) if shares.size else None
+    # The loss being minimised over the unweighted one at the end: ~ the mean squared weight where the PDE term
+    # dominates (1 without reweighting; near 0 when the weights never grew).
+    entry["loss_over_mse"] = geometric_mean([ratio(loss, mse) for loss, mse in
+                                             zip(entry["final_loss"], entry["final_mse"], strict=True)])
+    if len(entry["stage_seconds"]) > 1 and len(entry["stage_starts"]) > 1:
+        iterations = steps - entry["stage_starts"][1]
+        entry["second_stage_ms_per_step"] = 1000 * entry["stage_seconds"][1] / iterations if iterations else None
     return entry
 
 
@@ -365,16 +450,21 @@ def compare_cells(cells: list[dict[str, Any]]) -> None:
                 continue
             cell[f"vs_{key}"] = {
                 "scheme": other_name,
-                "final_rel_l2_ratio": ratio(cell["final_rel_l2_geomean"], other["final_rel_l2_geomean"]),
+                "final_rel_l2_ratio": ratio(cell["final_rel_l2_capped_geomean"],
+                                            other["final_rel_l2_capped_geomean"]),
+                "final_rel_l2_uncapped_ratio": ratio(cell["final_rel_l2_geomean"], other["final_rel_l2_geomean"]),
                 "best_rel_l2_ratio": ratio(cell["best_rel_l2_geomean"], other["best_rel_l2_geomean"]),
                 "snr_diffusion_ratio": ratio(cell["snr_diffusion_geomean"], other["snr_diffusion_geomean"]),
+                "snr_late_ratio": ratio(cell["snr_late_geomean"], other["snr_late_geomean"]),
                 "time_ratio": ratio(cell["train_seconds"], other["train_seconds"]),
                 "verdict": verdict(cell["final_rel_l2"], other["final_rel_l2"]),
             }
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or denominator is None or denominator == 0 or not math.isfinite(denominator):
+    if numerator is None or denominator is None or not (math.isfinite(numerator) and math.isfinite(denominator)):
+        return None
+    if denominator == 0:
         return None
     return numerator / denominator
 
@@ -397,8 +487,9 @@ def scheme_lines(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def analyze(results_dir: Path, problems: Sequence[str] | None = None,
-            schemes: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Every saved cell (optionally restricted to some problems and schemes), analysed and compared."""
+            schemes: Sequence[str] | None = None) -> tuple[list[dict[str, Any]], Scale | None]:
+    """Every saved cell (optionally restricted to some problems and schemes), analysed and compared, and the
+    sizes they were trained at (read from their saved configurations)."""
     histories_dir = results_dir / NAME / "histories"
     cells = []
     order = {name: rank for rank, name in enumerate(SCHEMES)}
@@ -416,7 +507,29 @@ def analyze(results_dir: Path, problems: Sequence[str] | None = None,
     for sidecar in sidecars:
         cells.append(analyze_cell(histories_dir, sidecar))
     compare_cells(cells)
-    return cells
+    return cells, scale_of(sidecars)
+
+
+def scale_of(sidecars: Sequence[Mapping[str, Any]]) -> Scale | None:
+    """The sizes of the saved cells (from their configurations); a warning when they differ."""
+    scales = set()
+    for sidecar in sidecars:
+        config = sidecar["config"]
+        switch = config["switch_step"] if config["switch_step"] is not None else None
+        scales.add((config["width"], config["depth"], config["points"], config["steps"], switch,
+                    config["probes"]["snr_batches"], config["log"]["every"], config["log"]["dense_until"],
+                    config["log"]["dense_every"], len(sidecar["seeds"])))
+    if not scales:
+        return None
+    switches = {scale[4] for scale in scales if scale[4] is not None}
+    merged = {scale[:4] + scale[5:] for scale in scales}
+    if len(merged) > 1 or len(switches) > 1:
+        log(f"warning: the saved cells were trained at different sizes: {sorted(merged)}, switch {switches}")
+    first = sorted(merged)[0]
+    width, depth, points, steps, batches, every, dense_until, dense_every, seeds = first
+    switch = min(switches) if switches else steps
+    return Scale(width=width, depth=depth, points=points, steps=steps, switch_step=switch, snr_batches=batches,
+                 log_every=every, dense_until=dense_until, dense_every=dense_every, seeds=seeds)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -454,10 +567,10 @@ def json_ready(value: Any) -> Any:
 
 
 def write_text(path: Path, text: str) -> None:
+    from pinnkit.atomic import atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
+    atomic_write_text(path, text)
 
 
 def settings(scale: Scale, mode: str) -> dict[str, Any]:
@@ -471,24 +584,32 @@ def settings(scale: Scale, mode: str) -> dict[str, Any]:
         "schemes": {name: {"reweight": scheme.reweight, "options": dict(scheme.options),
                            "hold_every": scheme.hold_every, "plans": list(scheme.plans),
                            "against": scheme.against, "label": scheme.label} for name, scheme in SCHEMES.items()},
-        "why": ("CPU scale for 2 shared cores: a whole grid of 39 cells x 3 vmapped seeds in about 90 minutes of "
-                "training. Measured first: a 3x30 network costs ~2x a 3x20 one per step; an SSBroyden iteration "
-                "costs ~5-8 Adam steps (float64, vmapped line search) and dominates; gradient-aware RBA costs ~5x "
-                "an Adam step (4 extra JVPs of the residual). 3x20 with 2000 points keeps the grid in budget."),
+        "why": None if mode != "full" else (
+                "CPU scale for 2 shared cores: the whole grid (39 cells x 3 vmapped seeds) in about 90 minutes. "
+                "Measured first (3 seeds vmapped, 2 cores shared with another benchmark): a 3x30 network costs ~2x "
+                "a 3x20 one per step; at 3x20 and 2000 points a Burgers cell took 45 s of training under Adam and "
+                "187 s under Adam+SSBroyden (52 s for 2000 float64 Adam steps, 135 s for 1000 SSBroyden "
+                "iterations), gradient-aware RBA 189 s / 492 s, plus 16-57 s of compilation per cell: ~110 min "
+                "of training for the grid. 1000 points halve the cost of a step (measured 46 -> 24 s for 600 "
+                "steps) and keep the 3000-step budget and the 2000 + 1000 split of the issue."),
     }
 
 
 def payload(cells: list[dict[str, Any]], scale: Scale, mode: str, command: str,
-            total_seconds: float | None) -> dict[str, Any]:
-    return {
+            total_seconds: float | None, previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON object. ``previous``: the JSON of the training run that ``--from-results`` re-analyses (its
+    command, date, machine and total time are kept)."""
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    out = {
         "benchmark": NAME,
         "question": ("Does each reweighting scheme help, per problem and optimizer plan, and does vRBA raise the "
                      "gradient SNR in the diffusion phase?"),
         "command": command,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "date": now,
         "machine": machine(),
         "settings": settings(scale, mode),
-        "definitions": {"snr_diffusion": SNR_DIFFUSION_DEFINITION, "verdict": VERDICT_RULE,
+        "definitions": {"snr_diffusion": SNR_DIFFUSION_DEFINITION, "snr_late": SNR_LATE_DEFINITION,
+                        "verdict": VERDICT_RULE,
                         "best_rel_l2": BEST_NOTE,
                         "train_seconds": "training seconds of the cell, all seeds together in one vmapped program, "
                                          "compilation excluded; ms_per_step = 1000 train_seconds / steps",
@@ -497,6 +618,10 @@ def payload(cells: list[dict[str, Any]], scale: Scale, mode: str, command: str,
         "cells": cells,
         "scheme_lines": scheme_lines(cells),
     }
+    if previous is not None:
+        out.update(command=previous.get("command", command), date=previous.get("date", now),
+                   machine=previous.get("machine", out["machine"]), reanalysed={"command": command, "date": now})
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -524,6 +649,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def main_table(cells: Sequence[Mapping[str, Any]]) -> str:
     header = ["problem", "plan", "scheme", "final rel. L2 mean ± std", "final per seed", "× none (geo. mean)",
               "verdict vs none", "best (with hindsight) per seed", "SNR in diffusion (× none)",
+              "SNR, 2nd half of Adam (× none)",
               "diffusion / equilibrium onset per seed", "train s (ms/step)"]
     rows = []
     for cell in cells:
@@ -535,13 +661,16 @@ def main_table(cells: Sequence[Mapping[str, Any]]) -> str:
         snr = fmt(cell["snr_diffusion_geomean"], 2)
         if vs and vs["snr_diffusion_ratio"] is not None:
             snr += f" ({fmt(vs['snr_diffusion_ratio'], 2)}×)"
+        late = fmt(cell["snr_late_geomean"], 2)
+        if vs and vs["snr_late_ratio"] is not None:
+            late += f" ({fmt(vs['snr_late_ratio'], 2)}×)"
         rows.append([
             cell["problem"], cell["plan"], cell["scheme"], mean_std,
             " / ".join(fmt(value) for value in cell["final_rel_l2"]),
             fmt(vs["final_rel_l2_ratio"], 2) if vs else "1 (reference)",
             f"**{vs['verdict']}**" if vs else "—",
             " / ".join(fmt(value) for value in cell["best_rel_l2"]),
-            snr,
+            snr, late,
             f"{fmt_steps(cell['diffusion_start'])}; {fmt_steps(cell['equilibrium_start'])}",
             f"{cell['train_seconds']:.0f} ({fmt(cell['ms_per_step'], 3)})",
         ])
@@ -551,7 +680,7 @@ def main_table(cells: Sequence[Mapping[str, Any]]) -> str:
 def variants_table(cells: Sequence[Mapping[str, Any]]) -> str:
     header = ["problem", "plan", "variant", "against", "final per seed", "against's final per seed",
               "× against (geo. mean)", "verdict vs against", "× none", "verdict vs none",
-              "SNR in diffusion (× against)", "train s (× against)"]
+              "SNR in diffusion (× against)", "final loss / mse (against's)", "train s (× against)"]
     index = {(cell["problem"], cell["plan"], cell["scheme"]): cell for cell in cells}
     rows = []
     for cell in cells:
@@ -567,6 +696,7 @@ def variants_table(cells: Sequence[Mapping[str, Any]]) -> str:
             fmt(base["final_rel_l2_ratio"], 2), f"**{base['verdict']}**",
             fmt(none["final_rel_l2_ratio"], 2) if none else "—", none["verdict"] if none else "—",
             f"{fmt(cell['snr_diffusion_geomean'], 2)} ({fmt(base['snr_diffusion_ratio'], 2)}×)",
+            f"{fmt(cell['loss_over_mse'], 2)} ({fmt(other['loss_over_mse'], 2)})",
             f"{cell['train_seconds']:.0f} ({fmt(base['time_ratio'], 2)}×)",
         ])
     return markdown_table(header, rows) if rows else ""
@@ -574,7 +704,7 @@ def variants_table(cells: Sequence[Mapping[str, Any]]) -> str:
 
 def cost_table(cells: Sequence[Mapping[str, Any]]) -> str:
     """Mean ms/step per scheme and plan over the problems, and the ratio to no reweighting."""
-    header = ["scheme", *[f"{plan}: ms/step (× none)" for plan in PLANS]]
+    header = ["scheme", *[f"{plan}: ms/step (× none)" for plan in PLANS], "SSBroyden stage: ms/iteration"]
     rows = []
     for name in SCHEMES:
         row = [name]
@@ -587,6 +717,9 @@ def cost_table(cells: Sequence[Mapping[str, Any]]) -> str:
             ratios = [cell["vs_none"]["time_ratio"] for cell in mine if cell.get("vs_none")]
             ratios = [value for value in ratios if value is not None]
             row.append(f"{ms:.1f}" + (f" ({np.mean(ratios):.2f}×)" if ratios else ""))
+        second = [cell.get("second_stage_ms_per_step") for cell in cells if cell["scheme"] == name]
+        second = [value for value in second if value is not None]
+        row.append(f"{np.mean(second):.0f}" if second else "—")
         rows.append(row)
     return markdown_table(header, rows)
 
@@ -614,12 +747,39 @@ def snr_sentences(cells: Sequence[Mapping[str, Any]]) -> list[str]:
         if scheme not in ("vrba-exp", "vrba-lin"):
             continue
         none, rba = index.get((problem, plan, "none")), index.get((problem, plan, "rba"))
-        parts = [f"{scheme} {fmt(cell['snr_diffusion_geomean'], 2)}"]
-        for other in (none, rba):
-            if other is not None:
-                parts.append(f"{other['scheme']} {fmt(other['snr_diffusion_geomean'], 2)} "
-                             f"(× {fmt(ratio(cell['snr_diffusion_geomean'], other['snr_diffusion_geomean']), 2)})")
-        lines.append(f"- {problem}, {plan}: median SNR in diffusion " + ", ".join(parts) + ".")
+        sentence = []
+        for key, what in (("snr_diffusion_geomean", "in the diffusion window"),
+                          ("snr_late_geomean", "over the 2nd half of Adam")):
+            parts = [f"{scheme} {fmt(cell[key], 2)}"]
+            for other in (none, rba):
+                if other is not None:
+                    parts.append(f"{other['scheme']} {fmt(other[key], 2)} "
+                                 f"(vRBA × {fmt(ratio(cell[key], other[key]), 2)})")
+            sentence.append(f"{what}: " + ", ".join(parts))
+        shares = [f"{item['scheme']} {fmt(item['constraint_share_late_median'], 2)}"
+                  for item in (cell, none, rba) if item is not None]
+        sentence.append("constraint share of the loss there: " + ", ".join(shares))
+        lines.append(f"- {problem}, {plan}: median SNR " + "; ".join(sentence) + ".")
+    return lines
+
+
+def logging_text(scale: Mapping[str, Any]) -> str:
+    regular = f"every {scale['log_every']} steps"
+    if scale["dense_until"] <= 0:
+        return regular
+    return f"every {scale['dense_every']} steps up to step {scale['dense_until']}, then {regular}"
+
+
+def identical_lines(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Pairs of schemes whose every seed ended at exactly the same error (the same update rule in disguise)."""
+    lines = []
+    for index, cell in enumerate(cells):
+        for other in cells[index + 1:]:
+            if (cell["problem"], cell["plan"]) != (other["problem"], other["plan"]):
+                continue
+            if cell["final_rel_l2"] == other["final_rel_l2"] and cell["best_rel_l2"] == other["best_rel_l2"]:
+                lines.append(f"- {cell['problem']}, {cell['plan']}: `{other['scheme']}` ended exactly where "
+                             f"`{cell['scheme']}` did, seed for seed.")
     return lines
 
 
@@ -628,8 +788,9 @@ def markdown(data: Mapping[str, Any]) -> str:
     cells = data["cells"]
     scale = data["settings"]
     env = data["machine"]
-    total = data.get("total_seconds")
     train_total = sum(cell["train_seconds"] for cell in cells)
+    cell_totals = [cell.get("cell_seconds") for cell in cells]
+    total = sum(cell_totals) if all(value is not None for value in cell_totals) else None
     lines = [
         f"Measured with `{data['command']}` on {data['date'][:10]} ({env['cpu_count']} CPU cores shared with other "
         f"jobs, {env['platform']}, jax {env['versions'].get('jax')}, optax {env['versions'].get('optax')}, "
@@ -641,19 +802,22 @@ def markdown(data: Mapping[str, Any]) -> str:
         f"{scale['steps']} steps: `adam` = {scale['steps']} Adam steps (float32); `adam+ssbroyden` = "
         f"{scale['switch_step']} Adam steps then {scale['steps'] - scale['switch_step']} SSBroyden iterations "
         "(float64 for the whole run; weights held during SSBroyden unless stated). Adam at 1e-3. Batch-gradient "
-        f"SNR over {scale['snr_batches']} fixed batches, logged every {scale['dense_every']} steps up to "
-        f"{scale['dense_until']}, then every {scale['log_every']}. Reweighting with the library defaults "
+        f"SNR over {scale['snr_batches']} fixed batches, logged {logging_text(scale)}. Reweighting with the library "
+        "defaults "
         "(eta = 1e-3, gamma = 0.999, weights start at 0). Helmholtz: a1 = 1, a2 = 4.",
         "",
         main_table(cells),
         "",
-        "Final rel. L2: last logged row; \"× none\": the geometric mean of the seeds' final errors divided by "
-        "no reweighting's (below 1: lower error). " + BEST_NOTE[0].upper() + BEST_NOTE[1:] + ". Onsets: "
+        "Final rel. L2: last logged row; \"× none\": the geometric mean of the seeds' final errors (capped at "
+        f"{ERROR_CAP:g}) divided by no reweighting's (below 1: lower error). "
+        + BEST_NOTE[0].upper() + BEST_NOTE[1:] + ". Onsets: "
         "`detect_transitions` per seed (— none detected). Train seconds: all seeds together, compilation excluded.",
         "",
         VERDICT_RULE,
         "",
         "SNR in diffusion: " + SNR_DIFFUSION_DEFINITION,
+        "",
+        "SNR, 2nd half of Adam: " + SNR_LATE_DEFINITION,
         "",
         "Does each scheme beat or match no reweighting on at least two of the three problems?",
         "",
@@ -661,6 +825,10 @@ def markdown(data: Mapping[str, Any]) -> str:
           if line["scheme"] in MAIN_SCHEMES),
         "",
     ]
+    same = identical_lines(cells)
+    if same:
+        lines += ["Identical runs (vRBA's linear potential with `normalize=\"max\"` and `phi=1` has RBA's target "
+                  "`|r| / max|r|`, so with the same eta, gamma and init it is RBA step for step):", "", *same, ""]
     snr = snr_sentences(cells)
     if snr:
         lines += ["Does vRBA raise the batch-gradient SNR in the diffusion phase?", "", *snr, ""]
@@ -707,11 +875,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if values:
             command += f" {flag} {' '.join(values)}"
     start = time.perf_counter()
-    total = None
+    total = previous = None
     if args.from_results:
-        previous = results_dir / f"{NAME}.json"
-        if previous.exists():
-            total = json.loads(previous.read_text()).get("total_seconds")
+        command += " --from-results"
+        saved = results_dir / f"{NAME}.json"
+        if saved.exists():
+            previous = json.loads(saved.read_text())
+            previous.pop("reanalysed", None)
+            total = previous.get("total_seconds")
+            mode = previous.get("settings", {}).get("mode", mode)
     else:
         from pinnkit.compilation_cache import enable_compilation_cache
 
@@ -719,11 +891,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"results in {results_dir}; {mode} mode: {len(problems)} problem(s), schemes {schemes}")
         train(scale, problems, schemes, results_dir, resume=args.resume)
         total = time.perf_counter() - start
-    cells = analyze(results_dir, problems if args.from_results and args.problems else None,
-                    schemes if args.from_results and args.schemes else None)
+    # Training: the cells of this grid; --from-results: every saved cell (or the selected problems and schemes).
+    cells, saved_scale = analyze(results_dir, problems if args.problems or not args.from_results else None,
+                                 schemes if args.schemes or not args.from_results else None)
     if not cells:
         parser.error(f"no saved histories under {results_dir / NAME / 'histories'}")
-    data = json_ready(payload(cells, scale, mode, command, total))
+    data = json_ready(payload(cells, saved_scale or scale, mode, command, total, previous))
     write_text(results_dir / f"{NAME}.json", json.dumps(data, indent=1) + "\n")
     text = markdown(data)
     write_text(results_dir / NAME / "table.md", text)
