@@ -43,6 +43,10 @@ def cli_wall(python_path: str | None, out: Path, cache: Path) -> float:
     return wall
 
 
+FIGURES = ("error_and_loss", "phases", "fields_best_run")
+DOCS_FIGURES = ROOT / "docs" / "figures"
+
+
 def timed_grid(folder: Path) -> dict:
     """The default grid through the library, timed by part; its rows."""
 
@@ -57,6 +61,9 @@ def timed_grid(folder: Path) -> dict:
     folder.mkdir()
     write_comparison(folder, config, runs)
     reporting = time.perf_counter() - start
+    # The README shows this run's figures.
+    for name in FIGURES:
+        shutil.copyfile(folder / "figures" / f"{name}.png", DOCS_FIGURES / f"compare_default_{name}.png")
     compile_s = sum(run.row["compile_time_s"] for run in runs)
     training_s = sum(run.row["wall_time_s"] for run in runs)
     rows = [{key: value for key, value in run.row.items() if key != "learning_rate_search"} | {
@@ -136,6 +143,25 @@ def markdown(payload: dict) -> str:
         lines.append(f"The previous version's default comparison (commit {base['revision']}), run on the same machine "
                      f"in the same session: {base['cli_wall_s'] / 60:.1f} min, so the new default takes "
                      f"**{base['ratio']:.2f}x** its time.")
+    return "\n".join(lines)
+
+
+def markdown_timing(payload: dict) -> str:
+    """The wall-time part alone (docs/benchmarks.md)."""
+    parts = payload["breakdown_s"]
+    machine = payload["machine"]
+    lines = [f"Measured {payload['date']} on {machine['cores']} cores of a {machine['cpu']} (load average at the "
+             f"start {machine['load_average_at_start'][0]:.1f}; jax {payload['versions']['jax']}).", "",
+             "| | wall time |", "|---|---|",
+             f"| `pinnkit compare`, fresh process, empty compilation cache | {payload['cli_wall_s']:.0f} s |"]
+    if "baseline" in payload:
+        base = payload["baseline"]
+        lines.append(f"| the previous version's default comparison (commit {base['revision']}) | "
+                     f"{base['cli_wall_s']:.0f} s |")
+        lines.append(f"| ratio | **{base['ratio']:.2f}x** |")
+    lines += ["", f"The same grid through the library, by part: set-up and the rest (points, reference, learning-rate "
+                  f"searches, initialisation) {parts['set_up_and_rest']:.0f} s, compilation {parts['compile']:.0f} s, "
+                  f"training {parts['training']:.0f} s, reporting (files and figures) {parts['reporting']:.0f} s."]
     return "\n".join(lines)
 
 

@@ -11,10 +11,11 @@
    so the two stay the same) over ``--seeds`` seeds each, at the nominal noise and at ``--noise`` times it,
    offline and online: how many runs land within the tolerances.
 
-Both are done for every detector configuration in ``configurations()``: ``detect_phases``'s defaults (what
-``pinnkit detect`` uses) and ``pinnkit.diagnostics.transitions.TRANSITION_TUNING`` (what pinnkit's own runs use:
-``pinnkit train``, ``pinnkit compare``, plan switching). Both are read from the library when the script runs and
-written into the JSON, so after a change of the detector the script is simply rerun.
+Both are done for every detector configuration in ``configurations()``: the detector every reader uses
+(``pinnkit.diagnostics.transitions.DETECTOR``, the defaults of ``PhaseTuning``: ``pinnkit detect``, ``train``,
+``compare``, plan switching) and, for comparison, the relaxed configuration pinnkit's runs used before (order 0.6,
+rise 1.0, without corroboration). They are read from the library when the script runs and written into the JSON,
+so after a change of the detector the script is simply rerun.
 
     python benchmarks/paper_logs.py --json [--data DIR] [--seeds 12] [--noise 1.5] [--quick]
 """
@@ -41,11 +42,13 @@ from pinnkit.diagnostics import (
     read_gradient_log,
     smooth_log_snr,
 )
-from pinnkit.diagnostics.transitions import TRANSITION_TUNING
+from pinnkit.diagnostics.transitions import DETECTOR
 
 ROOT = Path(__file__).resolve().parents[1]
 DIFFUSION_TOLERANCE = 2.0
 EQUILIBRIUM_TOLERANCE = 1.5
+# The relaxed setting pinnkit's own runs used before one detector served every reader (kept for comparison).
+FORMER_RELAXED = {"equilibrium_order": 0.6, "min_rise": 1.0, "corroborated_order": 0.6, "corroborated_rise": 1.0}
 RUNS = ("allen_cahn_vanilla", "allen_cahn_rba", "cavity_vanilla", "cavity_rba")
 
 
@@ -57,9 +60,11 @@ def default_data() -> Path:
 def configurations() -> dict[str, dict]:
     """The detector configurations to measure: name -> (what uses it, overrides of PhaseTuning)."""
     return {
-        "defaults": {"used_by": "`detect_phases` defaults, `pinnkit detect`", "overrides": {}},
-        "pinnkit_runs": {"used_by": "`TRANSITION_TUNING`: `pinnkit train`, `pinnkit compare`, plan switching",
-                         "overrides": dict(TRANSITION_TUNING)},
+        "defaults": {"used_by": "the detector (`DETECTOR`): `pinnkit detect`, `train`, `compare`, plan switching",
+                     "overrides": {name: value for name, value in dataclasses.asdict(DETECTOR).items()
+                                   if value != getattr(PhaseTuning(), name)}},
+        "pinnkit_runs": {"used_by": "former relaxed setting for pinnkit's runs (no longer used)",
+                         "overrides": dict(FORMER_RELAXED)},
     }
 
 
@@ -313,14 +318,14 @@ def _detection_table(payload: dict, config: str) -> list[str]:
 
 
 def markdown_logs(payload: dict) -> str:
-    """Detections on the authors' logs with detect_phases's defaults (what `pinnkit detect` reports)."""
+    """Detections on the authors' logs with the detector (what `pinnkit detect`, `train` and `compare` report)."""
     if "skipped" in payload["authors_logs"]:
         return f"Not measured: {payload['authors_logs']['skipped']}."
     return "\n".join(_detection_table(payload, "defaults"))
 
 
 def markdown_logs_runs(payload: dict) -> str:
-    """Detections on the authors' logs with TRANSITION_TUNING."""
+    """Detections on the authors' logs with the former relaxed setting (for comparison)."""
     if "skipped" in payload["authors_logs"]:
         return f"Not measured: {payload['authors_logs']['skipped']}."
     return "\n".join(_detection_table(payload, "pinnkit_runs"))

@@ -14,12 +14,16 @@ import numpy as np
 ORDER = lambda log_snr: float(1 / np.sqrt(1 + 10 ** (-2 * log_snr)))  # noqa: E731
 
 
+# The relaxed setting pinnkit's runs used before one detector served every reader (shown for comparison).
+FORMER_RELAXED = {"equilibrium_order": 0.6, "min_rise": 1.0, "corroborated_order": 0.6, "corroborated_rise": 1.0}
+
+
 def _row(steps: np.ndarray, step: float | None) -> int | None:
     return None if step is None else int(np.argmin(np.abs(steps - step)))
 
 
 def facts(history, phases, layers: list[str]) -> dict[str, Any]:
-    """What the page says about the run, from its history and the detection (``phases``, TRANSITION_TUNING)."""
+    """What the page says about the run, from its history and the detection (``phases``, the detector)."""
     steps = np.asarray(history["step"], float)
     error = np.asarray(history["rel_l2"], float)
     homogeneity = np.asarray(history["homogeneity"], float)
@@ -84,29 +88,29 @@ def markdown_setup(payload: dict) -> str:
 
 
 def markdown_detections(payload: dict) -> str:
-    """What the detector reports on the run, with pinnkit's setting and with the defaults."""
-    lines = ["| quantity | `TRANSITION_TUNING` (`pinnkit train`/`compare`) | `detect_phases` defaults |",
-             "|---|---|---|"]
-    tuned, plain = payload["detections"]["pinnkit_runs"], payload["detections"]["defaults"]
+    """What the detector reports on the run, and what the former relaxed setting reported."""
+    lines = ["| quantity | the detector (`pinnkit train`/`compare`/`detect`) | former relaxed setting (order 0.6, "
+             "rise 1.0) |", "|---|---|---|"]
+    tuned, former = payload["detections"]["detector"], payload["detections"]["former_relaxed"]
     for key, label in (("diffusion_start", "fitting -> diffusion"), ("error_drop", "sharp fall of the test error"),
-                       ("equilibrium_from_snr", "equilibrium from the SNR alone"),
+                       ("equilibrium_from_snr", "equilibrium from the SNR"),
                        ("equilibrium_start", "diffusion -> equilibrium (SNR and error combined)")):
-        lines.append(f"| {label} | **{_step(tuned[key])}** | {_step(plain[key])} |")
-    online = payload["detections"]["pinnkit_runs_online"]
+        lines.append(f"| {label} | **{_step(tuned[key])}** | {_step(former[key])} |")
+    online = payload["detections"]["detector_online"]
     cells = []
     for name in ("diffusion", "equilibrium"):
         start, confirmed = online[f"{name}_start"], online[f"{name}_confirmed_at"]
         cells.append(f"{name} {_step(start)}, confirmed at step {_step(confirmed)}" if start is not None
                      else f"{name} not confirmed by the end of the run")
     lines.append("| online (what a monitor knew during the run) | " + "; ".join(cells) + " | |")
-    lines += ["", "The detector's account (`TRANSITION_TUNING`, offline): " + "; ".join(tuned["reasons"]) + "."]
+    lines += ["", "The detector's account (offline): " + "; ".join(tuned["reasons"]) + "."]
     return "\n".join(lines)
 
 
 def markdown_facts(payload: dict) -> str:
     """The run's phases in numbers."""
     f = payload["facts"]
-    tuned = payload["detections"]["pinnkit_runs"]
+    tuned = payload["detections"]["detector"]
     parts = [f"The smoothed SNR starts at {f['smoothed_snr_first']:.3g}"]
     if "smoothed_snr_floor" in f:
         parts.append(f"is at {f['smoothed_snr_at_diffusion']:.3g} when diffusion starts (step "
@@ -134,7 +138,7 @@ def markdown_facts(payload: dict) -> str:
 
 def markdown_summary(payload: dict) -> str:
     """One sentence for a page that points to the run (e.g. README.md)."""
-    tuned, run = payload["detections"]["pinnkit_runs"], payload["run"]
+    tuned, run = payload["detections"]["detector"], payload["run"]
     config = payload["config"]
     return (f"With {config['points']} points and {config['steps']} steps the same configuration enters equilibrium at "
             f"step {_step(tuned['equilibrium_start'])} (SNR alone: {_step(tuned['equilibrium_from_snr'])}) and ends at "

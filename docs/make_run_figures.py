@@ -4,10 +4,12 @@ to benchmarks/results/run_figures.json (rendered into docs/diagnostics.md by ``d
 
 The run: Helmholtz (the problem's defaults), 4x64 tanh MLP, 4000 Latin-hypercube points, Adam (paper schedule) with
 RBA, 3000 steps, SNR over B = 100 batches at every history row (every 2 steps below 300, every 50 after),
-information measures every 10 rows. The detector runs with ``TRANSITION_TUNING`` (as ``pinnkit train`` and
-``pinnkit compare`` do) and, for comparison, with ``detect_phases``'s defaults.
+information measures every 10 rows. The detector runs as every reader of pinnkit runs it
+(:func:`pinnkit.diagnostics.transitions.history_phases`) and, for comparison, with the relaxed setting pinnkit's
+runs used before. The run's history is kept in ``benchmarks/results/run_figures/history.csv``; ``--from-history``
+redraws and re-detects from it without training.
 
-Usage: python docs/make_run_figures.py [--steps 3000] [--reweight rba] [--no-json]
+Usage: python docs/make_run_figures.py [--steps 3000] [--reweight rba] [--no-json] [--from-history]
 """
 
 from __future__ import annotations
@@ -20,18 +22,21 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from pinnkit import problems
+from pinnkit import jsonio, problems
 from pinnkit.diagnostics import detect_phases
-from pinnkit.diagnostics.transitions import TRANSITION_TUNING, detect_transitions
+from pinnkit.diagnostics.transitions import detect_transitions, history_phases
 from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import RunConfig, run, summarize
+from pinnkit.history import History
 from pinnkit.plotting.diagnostics import plot_phase_diagnostics
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "docs" / "figures"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import run_figures  # noqa: E402
-from _machine import log, stamp, write  # noqa: E402
+from _machine import RESULTS, log, stamp, write  # noqa: E402
+
+HISTORY = RESULTS / "run_figures" / "history.csv"
 
 
 def detect(history, online: bool = False, **tuning):
@@ -69,16 +74,31 @@ def main() -> None:
     parser.add_argument("--reweight", default="rba")
     parser.add_argument("--no-json", dest="json", action="store_false",
                         help="draw only; do not write benchmarks/results/run_figures.json")
+    parser.add_argument("--from-history", action="store_true",
+                        help=f"re-detect and redraw from {HISTORY.relative_to(ROOT)} (the documented run) without "
+                             "training")
     args = parser.parse_args()
     config = RunConfig(problem="helmholtz", reweight=args.reweight, steps=args.steps, points=4000, width=64, depth=4,
                        log=LogSchedule(every=50, dense_until=300, dense_every=2),
                        probes=Probes(snr_batches=100, information_every=10))
-    payload = stamp()
-    start = time.perf_counter()
-    result = run(config)
-    log(f"trained in {time.perf_counter() - start:.0f} s: {result.status}")
-    history = result.history
-    phases = detect(history, **TRANSITION_TUNING)
+    documented = args.steps == 3000 and args.reweight == "rba"
+    if args.from_history:
+        if not documented:
+            parser.error("--from-history redraws the documented run (--steps 3000 --reweight rba)")
+        previous = jsonio.loads((RESULTS / "run_figures.json").read_text())
+        history = History.from_csv(HISTORY)
+        payload = {key: previous[key] for key in ("date", "machine", "versions", "command", "run")}
+    else:
+        payload = stamp()
+        start = time.perf_counter()
+        result = run(config)
+        log(f"trained in {time.perf_counter() - start:.0f} s: {result.status}")
+        history = result.history
+        summary = summarize(config, result)
+        payload["run"] = {key: summary[key] for key in ("rel_l2", "best_rel_l2", "final_loss", "wall_time_s",
+                                                        "compile_time_s", "steps_per_s", "status")}
+        payload["run"]["rows"] = len(history)
+    phases = history_phases(history)
     name = f"run_helmholtz_{args.reweight}"
     figure = plot_phase_diagnostics(
         history["step"], history["snr"], order=history["order"], adam_snr=history["adam_snr"],
@@ -89,27 +109,26 @@ def main() -> None:
     FIGURES.mkdir(exist_ok=True)
     figure.savefig(FIGURES / f"{name}_diagnostics.png", dpi=110)
     layers = draw_information(history, phases, FIGURES / f"{name}_information.png")
-    summary = summarize(config, result)
     keys = ("diffusion_start", "equilibrium_start", "equilibrium_from_snr", "error_drop", "diffusion_confirmed_at",
             "equilibrium_confirmed_at", "reasons")
     detections = {
-        "pinnkit_runs": {key: phases.as_dict()[key] for key in keys},
-        "pinnkit_runs_online": {key: detect(history, online=True, **TRANSITION_TUNING).as_dict()[key] for key in keys},
-        "defaults": {key: detect(history).as_dict()[key] for key in keys},
+        "detector": {key: phases.as_dict()[key] for key in keys},
+        "detector_online": {key: history_phases(history, online=True).as_dict()[key] for key in keys},
+        "former_relaxed": {key: detect(history, **run_figures.FORMER_RELAXED).as_dict()[key] for key in keys},
         "detect_transitions": detect_transitions(history),
-        "transition_tuning": dict(TRANSITION_TUNING),
     }
     payload |= {
         "config": config.to_dict(),
         "problem_params": {key: value for key, value in
                            problems.get(config.problem, **dict(config.problem_params)).params.items()
                            if key in ("a1", "a2", "k")},
-        "run": {key: summary[key] for key in ("rel_l2", "best_rel_l2", "final_loss", "wall_time_s", "compile_time_s",
-                                              "steps_per_s", "status")} | {"rows": len(history)},
         "detections": detections,
         "facts": run_figures.facts(history, phases, layers),
     }
-    if args.json and args.steps == 3000 and args.reweight == "rba":
+    if args.json and documented:
+        if not args.from_history:
+            HISTORY.parent.mkdir(parents=True, exist_ok=True)
+            history.to_csv(HISTORY)
         log(f"wrote {write('run_figures', payload)}")
     elif args.json:
         log("not the documented run (--steps 3000 --reweight rba): benchmarks/results/run_figures.json left alone")

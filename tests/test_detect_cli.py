@@ -108,3 +108,18 @@ def test_installed_console_script_reports_bad_file_without_traceback(tmp_path):
     assert completed.returncode == 2
     assert completed.stderr.strip().count("\n") == 0 and "bad.csv" in completed.stderr
     assert "Traceback" not in completed.stderr + completed.stdout
+
+
+def test_detect_reports_what_train_and_compare_report(tmp_path):
+    # One detector for every reader: the CLI on a history file gives the transitions that `pinnkit train` and
+    # `pinnkit compare` write into their results (pinnkit.diagnostics.detect_transitions).
+    from pinnkit.diagnostics.transitions import detect_transitions
+    from pinnkit.history import History
+
+    path = tmp_path / "history.csv"
+    _synthetic_log(path, with_error=True)
+    history = History.from_csv(path)
+    expected = detect_transitions(history)
+    assert expected["diffusion_start"] is not None and expected["equilibrium_start"] is not None
+    summary = json.loads(invoke(str(path), "--json").stdout)
+    assert {key: summary[key] for key in expected} == expected

@@ -78,3 +78,26 @@ def test_switching_at_equilibrium_waits_for_the_detector():
     # A history whose SNR drops into diffusion and stays there: no switch.
     rows = [{"step": step, "snr": 30.0 if step < 100 else 0.01} for step in range(0, 5000, 10)]
     assert not equilibrium_confirmed(History(rows))
+
+
+def test_switching_at_equilibrium_never_reads_the_test_error():
+    import numpy as np
+
+    from pinnkit.plans import equilibrium_confirmed
+
+    steps = np.concatenate([np.arange(2, 300, 2), np.arange(300, 80_001, 100)]).astype(float)
+    rng = np.random.default_rng(0)
+    rise = lambda at, width: 0.5 * (1 + np.tanh((np.log10(steps) - np.log10(at)) / width))  # noqa: E731
+    # Diffusion from 150, then a re-alignment at 20k to order ~0.8 (below the SNR-only bar of 0.9).
+    snr = 10.0 ** (1.7 - 3.7 * rise(150, 0.05) + 2.1 * rise(20_000, 0.04) + rng.normal(0, 0.15, steps.size))
+    falls = 0.9 - 0.85 * rise(25_000, 0.03)
+    flat = np.full(steps.size, 0.5)
+
+    def history(rel_l2, mse):
+        return History([{"step": s, "snr": v, "rel_l2": e, "mse": m}
+                        for s, v, e, m in zip(steps, snr, rel_l2, mse, strict=True)])
+
+    # The test error falls with the re-alignment but the training MSE does not: the rule does not switch.
+    assert not equilibrium_confirmed(history(falls, flat))
+    # The training MSE falls with it: the rule switches.
+    assert equilibrium_confirmed(history(flat, falls))

@@ -9,14 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from pinnkit import jsonio
-from pinnkit.diagnostics import detect_phases, read_error_log, read_gradient_log
+from pinnkit.diagnostics import read_error_log, read_gradient_log
+from pinnkit.diagnostics.transitions import history_phases
 from pinnkit_cli.errors import fail
-
-
-def _snr_arguments(log: dict) -> dict:
-    if "snr" in log:
-        return {"snr": log["snr"]}
-    return {"mean_norm": log["grad_mean_norm"], "std_norm": log["grad_std_norm"]}
 
 
 def _print_table(file: Path, summary: dict) -> None:
@@ -49,13 +44,9 @@ def detect(
         error_log = read_error_log(errors) if errors is not None else None
     except ValueError as error:
         fail(str(error))
-    kwargs = _snr_arguments(log)
-    if error_log is not None:
-        kwargs.update(error_iterations=error_log["iteration"], error=error_log["rel_l2"])
-    elif "rel_l2" in log:
-        kwargs.update(error_iterations=log["iteration"], error=log["rel_l2"])
     try:
-        phases = detect_phases(log["iteration"], online=online, **kwargs)
+        # The same function and configuration as `pinnkit train`/`compare` use on a run's history.
+        phases = history_phases(log, online=online, errors=error_log)
     except ValueError as error:
         fail(f"{file}: {error}")
     if phases.iterations.size == 0:

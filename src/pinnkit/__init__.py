@@ -25,7 +25,7 @@ from pinnkit.diagnostics import (
     sample_gradient_norms,
     saturation,
 )
-from pinnkit.diagnostics.transitions import detect_transitions
+from pinnkit.diagnostics.transitions import detect_transitions, history_phases
 from pinnkit.engine import LogSchedule, Probes, Trainer, TrainResult, fit, fit_stacked
 from pinnkit.experiment import RunConfig, run
 from pinnkit.history import History
@@ -70,6 +70,7 @@ __all__ = [
     "fit",
     "fit_stacked",
     "gradient_aware_rba",
+    "history_phases",
     "hold_weights",
     "make_optimizer",
     "nn",

@@ -25,9 +25,11 @@ from pinnkit.plans import parse_plan
 __all__ = ["CompareConfig", "CompareRun", "PRESETS", "aggregate", "compare", "preset"]
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The default: a first-order and a quasi-Newton optimizer, with and without RBA, in minutes on 2 CPU cores.
-    "quick": dict(problem="helmholtz", optimizers=("adam", "sgd", "lbfgs"), reweights=("none", "rba"),
-                  steps=2000, seeds=1, width=64, depth=4, points=2000),
+    # The default: first-order optimizers (learning rates picked by a short sweep), L-BFGS and a quasi-Newton plan
+    # (Adam then SSBroyden, float64), with and without RBA, in a few minutes on 2 CPU cores.
+    "quick": dict(problem="helmholtz", optimizers=("adam", "sgd", "lbfgs", "adam+ssbroyden"),
+                  reweights=("none", "rba"), steps=2000, seeds=1, width=32, depth=3, points=2000,
+                  learning_rate="auto"),
     # Allen-Cahn at CPU scale: RBA's plateau near 0.5 then a sharp fall as the SNR recovers; vanilla stays ~1.
     "phase-demo": dict(problem="allen-cahn", optimizers=("adam",), reweights=("none", "rba"), steps=40_000,
                        seeds=1, width=64, depth=4, points=2000, log=LogSchedule(200, dense_until=300)),

@@ -287,6 +287,9 @@ def build_plan(spec: PlanSpec, *, reweight: str = "none", num_samples: int | Map
 def equilibrium_confirmed(history: History) -> bool:
     """Whether the online phase detector has confirmed diffusion equilibrium on ``history`` (a stage switch rule).
 
+    The rule steers training, so it never sees the test error: a sharp fall of the training MSE (``mse``) is what
+    may corroborate a low re-alignment of the SNR (:func:`pinnkit.diagnostics.transitions.history_phases`).
+
     Example:
         >>> equilibrium_confirmed(History([{"step": 1, "snr": 1.0}]))
         False
@@ -295,5 +298,5 @@ def equilibrium_confirmed(history: History) -> bool:
 
     if "snr" not in history or len(history) < 5:
         return False
-    found = detect_transitions(history, online=True)
+    found = detect_transitions(history, online=True, error_column="mse")
     return found["equilibrium_start"] is not None

@@ -19,6 +19,10 @@ spaced):
    ``equilibrium_order`` (SNR ~2) *and* lies ``min_rise`` decades above the median level since the diffusion
    start, and stays there (less ``hysteresis``) for a fraction ``persistence_fraction`` of the records up to
    ``persistence`` times its iteration. A transient burst of alignment is therefore not an equilibrium.
+   With a test error, an earlier re-alignment to the lower order ``corroborated_order`` that rises the larger
+   ``corroborated_rise`` decades also counts, when a sharp fall of the error (step 4) lies within a factor
+   ``coincidence`` of it: short runs re-align to a lower order than the paper's long ones, and the error fall
+   is the independent evidence that the re-alignment is the transition.
 4. **Error** (when given): the first sharp fall of the test error (by a factor ``error_drop`` below its median
    over the preceding factor ``error_window`` of iterations, and staying there). When it lies within a factor
    ``coincidence`` of the SNR estimate the two are two measurements of one transition: the geometric mean is
@@ -71,6 +75,8 @@ class PhaseTuning:
     level_window: float = 0.5
     equilibrium_order: float = 0.9
     min_rise: float = 0.5
+    corroborated_order: float = 0.6
+    corroborated_rise: float = 1.0
     persistence: float = 2.0
     persistence_fraction: float = 0.7
     hysteresis: float = 0.2
@@ -84,12 +90,12 @@ class PhaseTuning:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and value > 1.0):
                 raise ValueError(f"{name} must be a factor > 1, got {value!r}")
-        positive = ("half_width", "steep_drop", "min_drop", "noisy_snr", "min_rise")
+        positive = ("half_width", "steep_drop", "min_drop", "noisy_snr", "min_rise", "corroborated_rise")
         for name in positive:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and value > 0.0):
                 raise ValueError(f"{name} must be > 0, got {value!r}")
-        for name in ("landing", "persistence_fraction", "equilibrium_order"):
+        for name in ("landing", "persistence_fraction", "equilibrium_order", "corroborated_order"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0.0 < value < 1.0):
                 raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
@@ -483,6 +489,40 @@ def _equilibrium_from_snr(
     return _Decision(decided=not strict, reason="equilibrium: no persistent re-alignment of the SNR")
 
 
+def _coincident_error_fall(
+    steps: np.ndarray, equilibrium: _Decision, diffusion: _Decision, error: tuple[np.ndarray, np.ndarray],
+    tuning: PhaseTuning, strict: bool,
+) -> _Decision:
+    """A sharp error fall within a factor ``coincidence`` of the SNR re-alignment (and after the diffusion start)."""
+    snr_step = steps[equilibrium.index]
+    after = snr_step / tuning.coincidence
+    if diffusion.index is not None:
+        after = max(after, steps[diffusion.index])
+    return _error_fall(error, after, snr_step * tuning.coincidence, tuning, strict)
+
+
+def _corroborated(
+    steps: np.ndarray, log_time: np.ndarray, smoothed: np.ndarray, start: int, error: tuple[np.ndarray, np.ndarray],
+    equilibrium: _Decision, diffusion: _Decision, tuning: PhaseTuning, strict: bool,
+) -> _Decision:
+    """The earlier of the SNR-only equilibrium and a lower re-alignment that a sharp error fall corroborates."""
+    relaxed_tuning = dataclasses.replace(
+        tuning, equilibrium_order=tuning.corroborated_order, min_rise=tuning.corroborated_rise)
+    relaxed = _equilibrium_from_snr(log_time, smoothed, start, relaxed_tuning, strict)
+    if relaxed.index is None or (equilibrium.index is not None and relaxed.index >= equilibrium.index):
+        if strict and not relaxed.decided and equilibrium.index is None:
+            return _Decision(decided=False)
+        return equilibrium
+    fall = _coincident_error_fall(steps, relaxed, diffusion, error, tuning, strict)
+    if fall.index is not None:
+        return dataclasses.replace(relaxed, reason=relaxed.reason + ", with a sharp fall of the test error within "
+                                   f"x{tuning.coincidence:g} (order >= {tuning.corroborated_order:g} suffices then)")
+    if strict and not fall.decided:
+        # Whether the earlier re-alignment counts is not known yet: neither answer may be given.
+        return _Decision(decided=False)
+    return equilibrium
+
+
 def _error_fall(
     error: tuple[np.ndarray, np.ndarray], after: float, until: float, tuning: PhaseTuning, strict: bool
 ) -> _Decision:
@@ -537,16 +577,14 @@ def _detect(
         return result
     start = diffusion.index + 1 if diffusion.index is not None else 0
     equilibrium = _equilibrium_from_snr(log_time, smoothed, start, tuning, strict)
+    if error is not None and error[0].size:
+        equilibrium = _corroborated(steps, log_time, smoothed, start, error, equilibrium, diffusion, tuning, strict)
     result["equilibrium"] = equilibrium
     if equilibrium.reason:
         result["reasons"].append(equilibrium.reason)
     if error is None or equilibrium.index is None or error[0].size == 0:
         return result
-    snr_step = steps[equilibrium.index]
-    after = snr_step / tuning.coincidence
-    if diffusion.index is not None:
-        after = max(after, steps[diffusion.index])
-    fall = _error_fall(error, after, snr_step * tuning.coincidence, tuning, strict)
+    fall = _coincident_error_fall(steps, equilibrium, diffusion, error, tuning, strict)
     result["error"] = fall
     if fall.reason:
         result["reasons"].append(fall.reason)
