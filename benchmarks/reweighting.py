@@ -621,6 +621,8 @@ def payload(cells: list[dict[str, Any]], scale: Scale, mode: str, command: str,
     if previous is not None:
         out.update(command=previous.get("command", command), date=previous.get("date", now),
                    machine=previous.get("machine", out["machine"]), reanalysed={"command": command, "date": now})
+    # Every results JSON carries the package versions at the top level (docs/render.py's convention).
+    out["versions"] = out["machine"].get("versions", {})
     return out
 
 
