@@ -56,11 +56,12 @@ class Scale:
     switch_points: int = 2000
     switch_steps: int = 3000
     fixed_switches: tuple[int, ...] = (1000, 2000)
+    log: LogSchedule = LogSchedule(every=50, dense_until=300, dense_every=2)
 
 
 FULL = Scale()
 QUICK = Scale(width=8, depth=1, points=200, steps=40, snr_batches=10, switch_points=200, switch_steps=40,
-              fixed_switches=(20,))
+              fixed_switches=(20,), log=LogSchedule(every=4, dense_until=8, dense_every=2))
 
 
 def error_fall(history) -> dict[str, Any]:
@@ -108,9 +109,7 @@ def analyse(history, *, source: str, plan: str, label: str) -> dict[str, Any]:
 
 def calibration_configs(scale: Scale) -> dict[str, RunConfig]:
     common = dict(problem="helmholtz", width=scale.width, depth=scale.depth, points=scale.points, steps=scale.steps,
-                  log=LogSchedule(every=50 if scale is FULL else 4, dense_until=300 if scale is FULL else 8,
-                                  dense_every=2),
-                  probes=Probes(snr_batches=scale.snr_batches))
+                  log=scale.log, probes=Probes(snr_batches=scale.snr_batches))
     return {"adam+rba": RunConfig(optimizer="adam", reweight="rba", **common),
             "adam": RunConfig(optimizer="adam", reweight="none", **common)}
 
@@ -145,9 +144,7 @@ def reweighting_rows() -> list[dict]:
 def switching(scale: Scale, seeds: int) -> dict[str, Any]:
     """Adam + L-BFGS switching at the detected equilibrium against fixed switch steps."""
     common = dict(problem="helmholtz", optimizer="adam+lbfgs", reweight="rba", width=scale.width, depth=scale.depth,
-                  points=scale.switch_points, steps=scale.switch_steps,
-                  log=LogSchedule(every=50 if scale is FULL else 4, dense_until=300 if scale is FULL else 8,
-                                  dense_every=2),
+                  points=scale.switch_points, steps=scale.switch_steps, log=scale.log,
                   probes=Probes(snr_batches=scale.snr_batches))
     variants = {"at equilibrium": dict(switch_at="equilibrium")}
     variants |= {f"fixed at {step}": dict(switch_step=step) for step in scale.fixed_switches}
@@ -181,7 +178,7 @@ def tally(rows: list[dict]) -> list[dict]:
         falling = [row for row in members if row["location"] is not None]
         flat = [row for row in members if row["location"] is None]
         out.append({
-            "plan": plan, "runs": len(members), "error_fell_10x": len(falling),
+            "source": members[0]["source"], "plan": plan, "runs": len(members), "error_fell_10x": len(falling),
             "equilibrium_within": sum(row["equilibrium_within"] for row in falling),
             "equilibrium_from_snr_within": sum(row["equilibrium_from_snr_within"] for row in falling),
             "equilibrium_elsewhere": sum(row["equilibrium_start"] is not None and not row["equilibrium_within"]
@@ -203,7 +200,7 @@ def markdown_tally(payload: dict) -> str:
              "| of those: equilibrium elsewhere | detections on runs whose error did not fall | diffusion detected |",
              "|---|---|---|---|---|---|---|---|"]
     for row in payload["tally"]:
-        source = "trained here" if row["plan"] in ("adam", "adam+rba") else "reweighting benchmark"
+        source = row.get("source", "trained here" if row["plan"] in ("adam", "adam+rba") else "reweighting benchmark")
         lines.append(f"| {source} | {row['plan']} | {row['runs']} | {row['error_fell_10x']} | "
                      f"{row['equilibrium_within']} ({row['equilibrium_from_snr_within']}) | "
                      f"{row['equilibrium_elsewhere']} | {row['detections_without_fall']} | "

@@ -14,8 +14,6 @@ import numpy as np
 ORDER = lambda log_snr: float(1 / np.sqrt(1 + 10 ** (-2 * log_snr)))  # noqa: E731
 
 
-# The relaxed setting pinnkit's runs used before one detector served every reader (shown for comparison).
-FORMER_RELAXED = {"equilibrium_order": 0.6, "min_rise": 1.0}
 
 
 def _row(steps: np.ndarray, step: float | None) -> int | None:

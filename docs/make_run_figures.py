@@ -35,6 +35,7 @@ FIGURES = ROOT / "docs" / "figures"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import run_figures  # noqa: E402
 from _machine import RESULTS, log, stamp, write  # noqa: E402
+from paper_logs import FORMER_RELAXED  # noqa: E402
 
 HISTORY = RESULTS / "run_figures" / "history.csv"
 
@@ -114,7 +115,7 @@ def main() -> None:
     detections = {
         "detector": {key: phases.as_dict()[key] for key in keys},
         "detector_online": {key: history_phases(history, online=True).as_dict()[key] for key in keys},
-        "former_relaxed": {key: detect(history, **run_figures.FORMER_RELAXED).as_dict()[key] for key in keys},
+        "former_relaxed": {key: detect(history, **FORMER_RELAXED).as_dict()[key] for key in keys},
         "detect_transitions": detect_transitions(history),
     }
     payload |= {
