@@ -28,6 +28,7 @@ from pinnkit.engine import MAX_ROWS, MAX_STEPS
 from pinnkit.experiment import RunConfig
 from pinnkit.outputs import MARKER, read_marker
 from pinnkit.resources import cgroup_available, check_fits, estimate_run_memory
+from pinnkit_cli.app import REPEAT_WINDOW_S
 
 PINNKIT = [sys.executable, "-c", "from pinnkit_cli.app import main; main()"]
 TINY = ["--width", "8", "--depth", "1", "--points", "100", "--snr-batches", "0"]
@@ -398,7 +399,7 @@ def test_a_second_signal_ends_a_process_stuck_in_a_long_c_call(tmp_path, env, si
         assert process.stdout.readline().strip() == "ready"
         time.sleep(0.5)  # into the C call
         process.send_signal(signum)
-        time.sleep(1.0)
+        time.sleep(REPEAT_WINDOW_S + 0.5)
         assert process.poll() is None  # the first waits for the C call to return (Python's handler cannot run)
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
@@ -406,6 +407,28 @@ def test_a_second_signal_ends_a_process_stuck_in_a_long_c_call(tmp_path, env, si
         process.kill()
         process.wait()
     assert (process.returncode, one_line(stderr)) == expected
+
+
+def test_a_signal_delivered_twice_at_once_is_one_request(tmp_path, env):
+    # timeout(1) sends its signal to the process and then to the process group: two copies within microseconds.
+    # Taken as a second Ctrl-C they ended the process at once and left its claimed output folder behind.
+    process = subprocess.Popen([sys.executable, "-c", STUCK], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        time.sleep(0.5)  # into the C call
+        for _ in range(3):  # apart enough to be delivered one by one, not merged by the kernel
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.05)
+        time.sleep(REPEAT_WINDOW_S / 2)
+        assert process.poll() is None, "copies of one signal were taken for a second Ctrl-C"
+        time.sleep(REPEAT_WINDOW_S)
+        process.send_signal(signal.SIGINT)  # a real second Ctrl-C still ends it at once
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert (process.returncode, one_line(stderr)) == (130, "interrupted")
 
 
 def test_an_interrupted_run_keeps_its_checkpoints_and_resumes(tmp_path, env):

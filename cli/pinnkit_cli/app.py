@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 
 from pinnkit_cli.errors import (
@@ -47,6 +48,21 @@ def __getattr__(name: str):
 _phase = ["starting"]
 # Held by whoever writes the last line and ends the process (so that exactly one line is written).
 _LAST_WORD = threading.Lock()
+# A repeat within this many seconds of the first signal is the same request, not a second Ctrl-C: supervisors
+# such as timeout(1) send the signal to the process and then to its process group, so it arrives twice at once.
+REPEAT_WINDOW_S = 1.0
+# When the first SIGINT/SIGTERM arrived (time.monotonic()), set by whichever of the handler and the watcher
+# sees it first.
+_FIRST_SIGNAL_AT: list[float] = []
+
+
+def _is_second_request(now: float) -> bool:
+    """Whether a signal seen at ``now`` asks again: it comes after the repeat window that opened with the first
+    one (recorded here if this is the first)."""
+    if not _FIRST_SIGNAL_AT:
+        _FIRST_SIGNAL_AT.append(now)
+        return False
+    return now - _FIRST_SIGNAL_AT[0] > REPEAT_WINDOW_S
 
 
 def _leave_now(code: int, message: str) -> None:
@@ -59,6 +75,9 @@ def _on_signal(signum, frame) -> None:
     first = not SIGNALS_RECEIVED
     if first:
         SIGNALS_RECEIVED.append(signum)
+        _is_second_request(time.monotonic())  # records the first (unless the watcher thread saw it already)
+    elif not _is_second_request(time.monotonic()):
+        return  # the same request delivered twice (see REPEAT_WINDOW_S): the first one is being handled
     if not first or _phase[0] == "starting":
         # A second Ctrl-C (or SIGTERM) while the first is being handled, or any while the modules are still
         # being imported: leave now. Nothing has been written yet in the second case, and an import cannot be
@@ -100,8 +119,12 @@ def _watch_signals() -> None:
                 return
             if not data:  # pragma: no cover
                 return
-            seen += [number for number in data if number in (signal.SIGINT, signal.SIGTERM)]
-            if len(seen) >= 2:
+            numbers = [number for number in data if number in (signal.SIGINT, signal.SIGTERM)]
+            if not numbers:
+                continue
+            seen += numbers
+            # Copies that arrive together (bytes read at once, or within the repeat window) are one request.
+            if _is_second_request(time.monotonic()):
                 first = seen[0] == signal.SIGINT
                 _leave_now(EXIT_INTERRUPTED if first else EXIT_TERMINATED, "interrupted" if first else "terminated")
 
@@ -113,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
 
     Signals: Ctrl-C (SIGINT) exits 130 and SIGTERM 143, with one line and what was written kept (see
     :func:`pinnkit_cli.running.guarded`); during start-up (imports) at once; a second one at once, always.
+    Copies of one signal that arrive within ``REPEAT_WINDOW_S`` of it (timeout(1) sends two) are one request.
     """
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)

@@ -12,7 +12,8 @@ code meaning
      is left (checkpoints are kept), and the run's final numbers are printed on stderr
 4    out of memory while running (sizes that cannot fit are refused up front with code 2)
 130  interrupted (SIGINT, Ctrl-C); checkpoints already written are kept (continue with ``--resume``), a new
-     folder without any is removed; during start-up, or at a second Ctrl-C, the process ends at once
+     folder without any is removed; during start-up, or at a second Ctrl-C (more than 1 s after the first), the
+     process ends at once
 143  terminated (SIGTERM); as for 130
 70   an internal error (a bug in pinnkit): one line naming the exception; ``PINNKIT_TRACEBACK=1`` prints the
      traceback too
