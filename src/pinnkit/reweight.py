@@ -17,7 +17,9 @@ Around the transforms:
 * :func:`required_extra_args` and :func:`weights_frozen` tell a training loop, from the state's *types* (static
   under ``jit``), which keyword arguments ``update`` needs;
 * :func:`transfer_reweighting` carries the weights (and step count, stored SNR) from one optimizer stage's state
-  into the next one's.
+  into the next one's;
+* :func:`carry_weights` moves the weights onto new collocation points (after a resampling redraw): each new
+  point takes the weight of the nearest old one.
 
 The keyword arguments the family reads are exactly :data:`EXTRA_ARG_NAMES`; optax's line searches forward every
 extra keyword of ``update`` to ``value_fn``, which must therefore name each one it is handed.
@@ -41,8 +43,10 @@ __all__ = [
     "GradientAwareRBAState",
     "HeldWeightsState",
     "RBAState",
+    "carry_weights",
     "gradient_aware_rba",
     "hold_weights",
+    "nearest_points",
     "rba",
     "required_extra_args",
     "sample_weights",
@@ -1042,6 +1046,119 @@ def transfer_reweighting(source_state: optax.OptState, target_state: optax.OptSt
         target_state,
         is_leaf=lambda node: isinstance(node, RBAState),
     )
+
+
+def nearest_points(old_points: ArrayLike, new_points: ArrayLike, *, scale: ArrayLike | None = None,
+                   chunk: int = 1024) -> Array:
+    """For each new point, the index of the nearest old point (Euclidean distance after dividing by ``scale``).
+
+    Ties go to the lowest index. Memory is bounded by ``chunk`` new points at a time. Works under ``jit``.
+
+    Args:
+        old_points: array ``(N, d)``.
+        new_points: array ``(M, d)``.
+        scale: per-coordinate lengths ``(d,)`` (e.g. the domain's extent), so that no coordinate dominates the
+            distance by its units; default 1.
+        chunk: new points per block.
+
+    Returns:
+        An int32 array ``(M,)`` of indices into ``old_points``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> nearest_points(jnp.array([[0.0], [1.0], [2.0]]), jnp.array([[1.9], [0.2], [0.9]]))
+        Array([2, 0, 1], dtype=int32)
+    """
+    old = jnp.asarray(old_points)
+    new = jnp.asarray(new_points)
+    if old.ndim != 2 or new.ndim != 2 or old.shape[1] != new.shape[1]:
+        raise ValueError(f"nearest_points needs (N, d) and (M, d) arrays, got shapes {old.shape} and {new.shape}")
+    if old.shape[0] == 0:
+        raise ValueError("nearest_points: old_points is empty")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    dtype = jnp.result_type(old.dtype, new.dtype, float)
+    old, new = old.astype(dtype), new.astype(dtype)
+    if scale is not None:
+        scale = jnp.asarray(scale, dtype)
+        if scale.shape != (old.shape[1],):
+            raise ValueError(f"scale must have shape ({old.shape[1]},), got {scale.shape}")
+        old, new = old / scale, new / scale
+    count = new.shape[0]
+    blocks = -(-count // chunk)
+    padded = jnp.concatenate([new, jnp.zeros((blocks * chunk - count, new.shape[1]), dtype)])
+    old_norms = jnp.sum(old * old, axis=1)
+
+    def block(rows: Array) -> Array:
+        # |a - b|^2 = |a|^2 - 2 a.b + |b|^2; |a|^2 is the same for every candidate of a row, so it is left out.
+        distances = old_norms[None, :] - 2 * rows @ old.T
+        return jnp.argmin(distances, axis=1).astype(jnp.int32)
+
+    indices = jax.lax.map(block, padded.reshape(blocks, chunk, -1)).reshape(-1)
+    return indices[:count]
+
+
+def carry_weights(opt_state: optax.OptState, old_points: ArrayLike, new_points: ArrayLike, *,
+                  term: str | None = None, scale: ArrayLike | None = None) -> optax.OptState:
+    """``opt_state`` with its per-sample weights moved onto new collocation points: each new point takes the
+    weight of the nearest old point.
+
+    A weight belongs to a place in the domain, not to an index: it is a moving average of that place's
+    normalised residual, and residuals vary smoothly. After a resampling redraw (RAD) the weights at the old
+    indices would otherwise be applied to unrelated new points. The step count (vRBA's annealing clock) and the
+    stored SNR are kept. Every RBA-family state is moved (plain, chained, inside :func:`hold_weights` or
+    ``optax.inject_hyperparams``); a vmapped (stacked) state has its weights gathered along the last axis for
+    every model alike. A state without a family state is returned unchanged.
+
+    Args:
+        opt_state: any optax optimizer state.
+        old_points: the points the weights belong to, ``(N, d)``.
+        new_points: the new points, ``(M, d)``; the weights become ``(M,)``, so the transform that continues
+            must have been built for ``M`` samples (a redraw keeps the count).
+        term: for weights kept per term (a dict), the term the points belong to; the other terms are kept.
+            None (the default) requires weights that are one array.
+        scale: per-coordinate lengths for the distance (see :func:`nearest_points`).
+
+    Returns:
+        The new optimizer state.
+
+    Raises:
+        ValueError: the weights do not match ``old_points`` in length, or the term is missing or ambiguous.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> transform = rba(3, eta=0.1, gamma=0.5)
+        >>> state = transform.update(None, transform.init(None), residuals=jnp.array([1.0, 2.0, 4.0]))[1]
+        >>> old = jnp.array([[0.0], [1.0], [2.0]])
+        >>> carry_weights(state, old, jnp.array([[2.1], [2.0], [-1.0]])).weights
+        Array([0.1  , 0.1  , 0.025], dtype=float32)
+    """
+    if not _family_states(opt_state):
+        return opt_state
+    old = jnp.asarray(old_points)
+    indices = nearest_points(old, new_points, scale=scale)
+
+    def gather(values: Array, label: str) -> Array:
+        if values.shape[-1] != old.shape[0]:
+            raise ValueError(f"carry_weights: the weights{label} have {values.shape[-1]} samples, old_points "
+                             f"{old.shape[0]}")
+        return jnp.take(values, indices, axis=-1)
+
+    def move(state: RBAState) -> RBAState:
+        weights = state.weights
+        if isinstance(weights, dict):
+            if term is None or term not in weights:
+                raise ValueError(f"carry_weights: the weights are kept per term {sorted(weights)}; pass term= "
+                                 f"one of them (got {term!r})")
+            weights = dict(weights, **{term: gather(weights[term], f" of term {term!r}")})
+        else:
+            if term is not None:
+                raise ValueError(f"carry_weights: the weights are one array, not per term; got term={term!r}")
+            weights = gather(weights, "")
+        return state._replace(weights=weights)
+
+    return jax.tree_util.tree_map(lambda node: move(node) if isinstance(node, RBAState) else node, opt_state,
+                                  is_leaf=lambda node: isinstance(node, RBAState))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnkit import diagnostics
+from pinnkit import diagnostics, reweight
 from pinnkit.engine import columns
 from pinnkit.engine.probes import Probes, information, probe
 from pinnkit.engine.schedule import MAX_ROWS, MAX_STEPS, LogSchedule
@@ -210,6 +210,7 @@ class _Run:
         self.resampling = resampling
         self.resampling_key = resampling_key
         self._draw = None
+        self._carry = None
         self.num_models = len(histories)
         self.alive = np.ones(self.num_models, bool)
         self.statuses = [Outcome.COMPLETED.value] * self.num_models
@@ -259,6 +260,14 @@ class _Run:
         key = jax.random.fold_in(self.resampling_key, step)
         self.points = self._draw(key, _unstack(params, 0), self.points)
         return self.points
+
+    def carry_weights(self, trainer: Trainer, opt_state, old: Points, new: Points):
+        """The optimizer state with its sample weights moved onto the redrawn points (nearest old point)."""
+        if self._carry is None:
+            lower, upper = (np.asarray(bound, float) for bound in trainer.problem.domain)
+            self._carry = jax.jit(lambda state, a, b: reweight.carry_weights(state, a, b, scale=upper - lower))
+        term = trainer.problem.collocation_terms[0]
+        return self._carry(opt_state, old[term], new[term])
 
 
 def fit_stacked(
@@ -453,8 +462,10 @@ def _run_stage(trainer: Trainer, run: _Run, params, opt_state, *, start: int, en
             break
         if run.resample_due(step, end):
             tick = time.perf_counter()
+            old_points = trainer.points
             trainer.set_points(run.redraw(trainer, params, step))
-            opt_state = trainer.place(forget_loss(opt_state))
+            # A weight belongs to a place in the domain: the new points take their nearest old point's weight.
+            opt_state = trainer.place(forget_loss(run.carry_weights(trainer, opt_state, old_points, trainer.points)))
             _, pending = probe_fn(params, opt_state, trainer.points)
             good = (params, opt_state, pending)
             run.wall += time.perf_counter() - tick
