@@ -177,6 +177,15 @@ def test_init_residual_and_constant():
     np.testing.assert_allclose(constant.init(None).weights, [0.1, 0.1, 0.1])
 
 
+
+def test_init_at_the_bound_itself_is_accepted():
+    # With the defaults eta / (1 - gamma) rounds to 0.9999999999999991; init=1.0 is the bound as written.
+    state = _run(vrba(3, init=1.0), [[1.0, -2.0, 4.0]])
+    assert np.all(np.asarray(state.weights) <= 1.0)
+    with pytest.raises(ValueError, match="init=1.001 exceeds"):
+        vrba(3, init=1.001)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Scale (in)variance
 

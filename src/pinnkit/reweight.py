@@ -256,7 +256,9 @@ def _check_constant_init(init: Any, eta: Any, gamma: Any) -> None:
         raise ValueError(f"init must be 'zeros', 'residual' or a number in [0, eta / (1 - gamma)], got {init!r}")
     if not (_is_traced(eta) or _is_traced(gamma)):
         cap = float(eta) / (1 - float(gamma))
-        if value > cap:
+        # eta / (1 - gamma) rounds below its exact value (1e-3 / (1 - 0.999) = 0.9999999999999991): the bound
+        # itself, written as the user would, must pass.
+        if value > cap * (1 + 1e-12):
             raise ValueError(f"init={init!r} exceeds the weight bound eta / (1 - gamma) = {cap!r}")
 
 
