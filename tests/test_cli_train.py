@@ -201,3 +201,29 @@ def test_a_two_stage_plan_from_the_command_line_switches_where_asked(tmp_path):
     assert summary["plan"] == "adam:100,lbfgs:200" and summary["stage_starts"] == [0, 100]
     assert summary["precision"] == "float64"  # a line-search stage: double precision by default
     assert summary["line_search_failures"] == 0
+
+
+def test_reweight_options_reach_the_transform(tmp_path):
+    # The run's saved configuration says which options it ran with, and it builds the same run again.
+    out = tmp_path / "run"
+    code, stderr = invoke("train", "--problem", "burgers", "--width", "8", "--depth", "1", "--points", "100",
+                          "--snr-batches", "0", "--steps", "20", "--log-every", "10", "--reweight", "vrba",
+                          "--reweight-option", "phi=0.5", "--reweight-option", "eta=0.01", "--out", out)
+    assert code == 0, stderr
+    saved = json.loads((out / "result.json").read_text())["config"]
+    assert saved["reweight_options"] == {"phi": 0.5, "eta": 0.01}
+    config = RunConfig.from_dict(saved)
+    assert config.reweight_options == {"phi": 0.5, "eta": 0.01}
+
+
+@pytest.mark.parametrize("option, fragment", [
+    ("phi", "--reweight-option expects NAME=VALUE"),
+    ("nonsense=1", "nonsense"),
+    ("phi=2", "phi"),
+])
+def test_bad_reweight_options_exit_2_naming_them(tmp_path, option, fragment):
+    code, stderr = invoke("train", "--problem", "burgers", "--width", "8", "--depth", "1", "--points", "100",
+                          "--steps", "5", "--reweight", "vrba", "--reweight-option", option, "--out", tmp_path / "r")
+    assert code == 2
+    assert fragment in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "r").exists()

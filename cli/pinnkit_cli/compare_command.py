@@ -70,6 +70,9 @@ def compare(
         None, help=f"Comma-separated plans from {', '.join(OPTIMIZERS)} and two-stage plans such as "
         "adam+lbfgs; separate with ';' when a plan gives stage lengths (adam:1000,lbfgs:1000;adam)."),
     reweight: str = typer.Option(None, help=f"Comma-separated, from {','.join(REWEIGHTINGS)}."),
+    reweight_option: list[str] = typer.Option(
+        [], "--reweight-option", help="Option of the reweighting transforms NAME=VALUE (repeatable), e.g. "
+        "phi=0.5 (every reweighting given must accept it)."),
     steps: int = typer.Option(None, help="Steps per run (line-search optimizers: iterations)."),
     seeds: int = typer.Option(None, help="Seeds per configuration, run vmapped together."),
     width: int = typer.Option(None, help="Hidden layer width."),
@@ -107,6 +110,7 @@ def compare(
         optimizers=tuple(parse_list(optimizers, "optimizer")) if optimizers is not None else None,
         reweights=tuple(parse_list(reweight, "reweighting", REWEIGHTINGS)) if reweight is not None else None,
         problem_params=parse_params(param) or None,
+        reweight_options=parse_params(reweight_option, "--reweight-option") or None,
     )
     try:
         if log_every is not None:

@@ -13,16 +13,17 @@ __all__ = ["parse_hold_every", "parse_learning_rate", "parse_list", "parse_param
            "significant"]
 
 
-def parse_params(pairs: Iterable[str]) -> dict[str, float | int | bool | str]:
-    """``["a1=6", "periodic_loss=true"]`` -> ``{"a1": 6, "periodic_loss": True}`` (a name given twice: exit 2)."""
+def parse_params(pairs: Iterable[str], option: str = "--param") -> dict[str, float | int | bool | str]:
+    """``["a1=6", "periodic_loss=true"]`` -> ``{"a1": 6, "periodic_loss": True}`` (a name given twice: exit 2);
+    ``option`` names the flag in the messages."""
     params: dict[str, float | int | bool | str] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         name = name.strip()
         if not sep or not name or not text.strip():
-            fail(f"--param expects NAME=VALUE, got {pair!r}")
+            fail(f"{option} expects NAME=VALUE, got {pair!r}")
         if name in params:
-            fail(f"--param {name} is given twice")
+            fail(f"{option} {name} is given twice")
         params[name] = parse_value(text.strip())
     return params
 

@@ -38,6 +38,8 @@ def train(
         None, "--switch-at", help="'equilibrium': a two-stage plan switches when the online detector confirms "
         "diffusion equilibrium."),
     reweight: str = typer.Option("none", help="none, rba, vrba or gradient-aware."),
+    reweight_option: list[str] = typer.Option(
+        [], "--reweight-option", help="Option of the reweighting transform NAME=VALUE (repeatable), e.g. phi=0.5."),
     hold_every: str = typer.Option(
         "auto", "--hold-every", help="Line-search stages: advance the reweighting weights every N iterations; "
         "'stage': hold them for the stage; 'auto': hold them after a switch, advance every iteration otherwise."),
@@ -89,7 +91,9 @@ def train(
         try:
             config = RunConfig(
                 problem=problem, problem_params=parse_params(param), optimizer=optimizer, switch_step=switch_step,
-                switch_at=switch_at, reweight=reweight, hold_every=parse_hold_every(hold_every), steps=steps,
+                switch_at=switch_at, reweight=reweight,
+                reweight_options=parse_params(reweight_option, "--reweight-option"),
+                hold_every=parse_hold_every(hold_every), steps=steps,
                 learning_rate=parse_learning_rate(lr),
                 schedule=schedule,
                 seed=seed, width=width, depth=depth, architecture=architecture, fourier_features=fourier_features,
