@@ -142,3 +142,18 @@ def test_a_comparison_whose_runs_all_diverge_exits_1(tmp_path, cli):
     assert code == 1 and "every run diverged" in stderr
     rows = read_rows(tmp_path / "diverged" / "results.csv")
     assert rows[0]["status"].startswith("diverged") and math.isfinite(float(rows[0]["rel_l2"]))
+
+
+def test_reweight_options_reach_every_run_of_a_comparison(tmp_path):
+    out = tmp_path / "run"
+    code, _, stderr = run_cli("compare", "--problem", "burgers", "--optimizers", "adam", "--reweight", "vrba",
+                              "--reweight-option", "phi=0.5", "--steps", "10", "--lr", "1e-3", "--out", out,
+                              "--points", "100", "--width", "8", "--depth", "1", "--snr-batches", "0",
+                              "--log-every", "5")
+    assert code == 0, stderr
+    assert json.loads((out / "summary.json").read_text())["config"]["reweight_options"] == {"phi": 0.5}
+    # An option one of the reweightings does not take: exit 2 before anything is written.
+    code, _, stderr = run_cli("compare", "--problem", "burgers", "--optimizers", "adam", "--reweight", "rba",
+                              "--reweight-option", "phi=0.5", "--steps", "10", "--out", tmp_path / "other")
+    assert code == 2 and "phi" in stderr
+    assert not (tmp_path / "other").exists()
