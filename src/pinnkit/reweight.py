@@ -653,6 +653,10 @@ def vrba(
       to which Adam is nearly blind. pinnkit weights only the residual terms, so the bound 1 keeps them
       balanced against the unweighted ones as :func:`rba` does. ``eta=0.01, init=0.1`` give the code's
       weights.
+    * **With a quasi-Newton stage that holds the weights** (the default of a plan such as ``adam+ssbroyden``):
+      by the end of the first stage the annealed exponential target has concentrated on the largest residuals,
+      and held weights then leave most points nearly out of the loss; a weighted loss near zero no longer means
+      a solved PDE. ``phi < 1`` (e.g. 0.5) keeps every point in it (measured in ``docs/reweighting.md``).
     * **Annealing clock:** the temperature follows this transform's own ``count``: under
       ``hold_weights(..., every=K)`` it anneals once per actual weight update. :func:`transfer_reweighting`
       carries ``count`` into the next stage (the code restarts its clock in the SSBroyden stage).
