@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import math
 import os
 import platform
@@ -37,11 +38,14 @@ from typing import Any
 import numpy as np
 from _machine import RESULTS, log, stamp
 
-from pinnkit import jsonio
+from pinnkit import jsonio, reweight
 from pinnkit.atomic import atomic_write_text
 from pinnkit.engine import LogSchedule, Probes, columns
 from pinnkit.experiment import RunConfig, run, summarize
+from pinnkit.optimizers import REWEIGHTINGS
 from pinnkit.sampling import Resampling
+from pinnkit_cli.errors import CliExit
+from pinnkit_cli.options import parse_params
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4)
 LOG_EVERY = 100
@@ -314,9 +318,12 @@ def markdown_vrba(payload: dict[str, Any]) -> str:
                 f"{_sci(goal)} (met by {sum(1 for r in seeds if r['rel_l2'] <= goal)} of {len(seeds)})")
             lines.append(f"| {entry['problem']} | {name} | {finals} | {before} | {best} | {train} | {target} | "
                          f"{vrba_target} |")
-    lines += ["", "vRBA's defaults unless the row names an option (exponential potential, eta 1e-3, gamma 0.999, "
-                  "phi 1, zero initial weights), advanced every Adam step, held through the SSBroyden stage unless "
-                  "hold_every is named, carried to the nearest new point at each RAD redraw; "
+    defaults = ", ".join(f"{name} {parameter.default}" for name, parameter in
+                         inspect.signature(reweight.vrba).parameters.items()
+                         if name in ("potential", "eta", "gamma", "phi", "init"))
+    lines += ["", f"vRBA's defaults unless the row names an option ({defaults}), advanced every Adam step, held "
+                  "through the SSBroyden stage unless hold_every is named, carried to the nearest new point at each "
+                  "RAD redraw; "
                   f"{', '.join(sorted(cores))} CPU cores, {', '.join(sorted(dates))}."]
     return "\n".join(lines) + "\n"
 
@@ -327,7 +334,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="seeds per problem (0..N-1), each run separately")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few dozen steps (not written)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    parser.add_argument("--reweight", choices=["none", "rba", "vrba", "gradient-aware"], default="none",
+    parser.add_argument("--reweight", choices=REWEIGHTINGS, default="none",
                         help="sample reweighting of every recipe (results under variants of the JSON)")
     parser.add_argument("--reweight-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an option of the reweighting transform (repeatable), e.g. phi=0.5")
@@ -345,13 +352,10 @@ def main() -> None:
     if args.reweight_option or args.hold_every is not None:
         if args.reweight == "none":
             parser.error("--reweight-option and --hold-every need --reweight")
-        options = {}
-        for item in args.reweight_option:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                parser.error(f"--reweight-option takes KEY=VALUE, got {item!r}")
-            options[key] = jsonio.loads(value) if value.replace(".", "", 1).lstrip("-").isdigit() else value
-        overrides["reweight_options"] = options
+        try:
+            overrides["reweight_options"] = parse_params(args.reweight_option, "--reweight-option")
+        except CliExit as error:
+            parser.error(error.message.removeprefix("error: "))
         if args.hold_every is not None:
             overrides["hold_every"] = args.hold_every
     variant = variant_name(overrides)

@@ -5,8 +5,10 @@
    the online monitor confirmed each), from the SNR alone and with the test-error file, against the lines the
    authors placed by hand (read from ``paper_logs/README.md``): the ratio detected / hand and whether it lies
    within a factor ``DIFFUSION_TOLERANCE`` (2) for the first transition and ``EQUILIBRIUM_TOLERANCE`` (1.5) for
-   the second. Plus a few facts of each log the docs discuss (the smoothed SNR's floor after the drop and how
-   far it recovers, the test error at a few iterations, the paper's moving-average smoothing on Allen-Cahn RBA).
+   the second. Plus a few facts of each log the docs discuss, all computed by pinnkit (the smoothed SNR's floor
+   after the drop and how far it recovers, the paper's moving-average smoothing on Allen-Cahn RBA). The JSON
+   holds only what pinnkit computes: neither the hand-placed lines nor values copied from the logs (the logs are
+   external data, read from the shared data folder whenever the script runs).
 2. **Synthetic calibration**: the synthetic shapes of ``tests/test_diagnostics_phases.py`` (imported from there,
    so the two stay the same) over ``--seeds`` seeds each, at the nominal noise and at ``--noise`` times it,
    offline and online: how many runs land within the tolerances.
@@ -96,14 +98,13 @@ FACT_ITERATIONS = (150, 700, 2_000, 20_000)
 FLOOR_UNTIL = 100_000
 
 
-def log_facts(gradients: dict, errors: dict, phases, hand_equilibrium: int) -> dict:
+def log_facts(gradients: dict, phases) -> dict:
     """Facts of one log the docs discuss, computed with the detector's own smoothing (default window): the smoothed
     SNR at a few iterations; its floor between the detected diffusion start and ``FLOOR_UNTIL`` and the largest
-    rise above that floor after it (up to ``FLOOR_UNTIL``); the test error at a few iterations."""
+    rise above that floor after it (up to ``FLOOR_UNTIL``)."""
     steps, smoothed = smooth_log_snr(gradients["iteration"], gradients["grad_mean_norm"] / gradients["grad_std_norm"])
     order = lambda log_snr: float(1 / np.sqrt(1 + 10 ** (-2 * log_snr)))  # noqa: E731
-    facts: dict = {"records": int(steps.size), "first_iteration": int(steps[0]), "last_iteration": int(steps[-1]),
-                   "smoothed_snr_at": {str(k): float(10 ** smoothed[np.argmin(np.abs(steps - k))])
+    facts: dict = {"smoothed_snr_at": {str(k): float(10 ** smoothed[np.argmin(np.abs(steps - k))])
                                        for k in FACT_ITERATIONS}}
     start = phases.diffusion_start
     if start is not None:
@@ -115,19 +116,6 @@ def log_facts(gradients: dict, errors: dict, phases, hand_equilibrium: int) -> d
                           "rise_decades": float(smoothed[high] - smoothed[low]),
                           "rise_to_snr": float(10 ** smoothed[high]), "rise_to_order": order(smoothed[high]),
                           "rise_at": int(steps[high])}
-    iterations, error = errors["iteration"], errors["rel_l2"]
-    finite = np.isfinite(error)
-    iterations, error = iterations[finite], error[finite]
-    below_half = np.flatnonzero(error < 0.5)
-    facts["error"] = {
-        "initial": float(error[0]), "final": float(error[-1]), "final_iteration": int(iterations[-1]),
-        "first_below_0.5": int(iterations[below_half[0]]) if below_half.size else None,
-        "at": {str(k): float(error[np.argmin(np.abs(iterations - k))]) for k in (20_000, 50_000, 100_000)},
-        "at_hand_equilibrium": float(error[np.argmin(np.abs(iterations - hand_equilibrium))]),
-    }
-    if phases.equilibrium_from_snr is not None:
-        facts["error"]["at_snr_equilibrium"] = float(error[np.argmin(np.abs(iterations - phases.equilibrium_from_snr))])
-        facts["error"]["snr_equilibrium"] = int(phases.equilibrium_from_snr)
     return facts
 
 
@@ -146,7 +134,7 @@ def paper_smoothing_check(gradients: dict, low: int = 300, high: int = 10_000) -
 
 def authors_logs(folder: Path, configs: dict) -> dict:
     hands = hand_lines(folder)
-    out: dict = {"hand_lines": {run: list(pair) for run, pair in hands.items()}, "runs": {}}
+    out: dict = {"runs": {}}
     for run in RUNS:
         gradient_path, error_path = folder / f"{run}_gradients.csv", folder / f"{run}_errors.csv"
         if not gradient_path.is_file():
@@ -181,8 +169,7 @@ def authors_logs(folder: Path, configs: dict) -> dict:
                     })
         default_offline = detect_phases(gradients["iteration"], mean_norm=gradients["grad_mean_norm"],
                                         std_norm=gradients["grad_std_norm"])
-        if errors is not None:
-            entry["facts"] = log_facts(gradients, errors, default_offline, hand_equilibrium)
+        entry["facts"] = log_facts(gradients, default_offline)
         if run == "allen_cahn_rba":
             entry["paper_smoothing"] = paper_smoothing_check(gradients)
         out["runs"][run] = entry
@@ -290,13 +277,12 @@ def markdown_tuning(payload: dict) -> str:
 def _detection_table(payload: dict, config: str) -> list[str]:
     logs = payload["authors_logs"]
     tolerance = payload["tolerances"]
-    lines = ["| run | mode | error file | diffusion (hand) | found (ratio) | equilibrium (hand) | found (ratio) | "
-             "confirmed online at (diffusion / equilibrium) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | mode | error file | diffusion found (ratio to the hand line) | equilibrium found (ratio) | "
+             "confirmed online at (diffusion / equilibrium) |", "|---|---|---|---|---|---|"]
     for run, entry in logs["runs"].items():
         if "skipped" in entry:
-            lines.append(f"| {run} | skipped: {entry['skipped']} | | | | | | |")
+            lines.append(f"| {run} | skipped: {entry['skipped']} | | | | |")
             continue
-        hand_diffusion, hand_equilibrium = logs["hand_lines"][run]
         for row in entry["detections"]:
             if row["configuration"] != config:
                 continue
@@ -306,12 +292,11 @@ def _detection_table(payload: dict, config: str) -> list[str]:
                                        for value in (row["diffusion_confirmed_at"], row["equilibrium_confirmed_at"]))
             lines.append(
                 f"| {run} | {'online' if row['online'] else 'offline'} | {'yes' if row['error_used'] else 'no'} | "
-                f"{hand_diffusion:,} | "
                 f"{_found(row['diffusion_start'], row['diffusion_ratio'], row['diffusion_within'])} | "
-                f"{hand_equilibrium:,} | "
                 f"{_found(row['equilibrium_start'], row['equilibrium_ratio'], row['equilibrium_within'])} | "
                 f"{confirmed} |")
-    lines += ["", f"Ratio = detected / hand-placed; \"outside\" marks a ratio beyond the tolerances (a factor "
+    lines += ["", "Ratio = detected / the authors' hand-placed line (the table in `paper_logs/README.md` of the "
+                  f"shared data, read when the script runs); \"outside\" marks a ratio beyond the tolerances (a factor "
                   f"{tolerance['diffusion']:g} for the diffusion start, {tolerance['equilibrium']:g} for the "
                   f"equilibrium). {_header(payload)}"]
     return lines
@@ -340,12 +325,9 @@ def markdown_facts(payload: dict) -> str:
                   if "floor" in entry.get("facts", {})), None)
     some = next(entry["facts"] for entry in logs["runs"].values() if "facts" in entry)
     at = list(some["smoothed_snr_at"])
-    errors_at = list(some["error"]["at"])
     header = ["run", "smoothed SNR at " + " / ".join(f"{int(k):,}" for k in at),
               f"its floor from the diffusion start to {until:,} (order; iteration)",
-              "largest rise above the floor after it (to SNR, order; iteration)",
-              "test error: initial, first below 0.5, at " + " / ".join(f"{int(k):,}" for k in errors_at) + ", final",
-              "test error at the SNR-only equilibrium (iteration) / at the hand line"]
+              "largest rise above the floor after it (to SNR, order; iteration)"]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for run, entry in logs["runs"].items():
         facts = entry.get("facts")
@@ -357,15 +339,8 @@ def markdown_facts(payload: dict) -> str:
             floor_text = f"{floor['snr']:.3g} ({floor['order']:.2g}; {floor['iteration']:,})"
             rise_text = (f"{floor['rise_decades']:.2f} decades (to {floor['rise_to_snr']:.3g}, "
                          f"{floor['rise_to_order']:.2g}; {floor['rise_at']:,})")
-        error = facts["error"]
-        below = error["first_below_0.5"]
-        lines.append(
-            f"| {run} | " + " / ".join(f"{value:.3g}" for value in facts["smoothed_snr_at"].values())
-            + f" | {floor_text} | {rise_text} | {error['initial']:.2f}, {'never' if below is None else f'{below:,}'}, "
-            + " / ".join(f"{value:.2f}" for value in error["at"].values())
-            + f", {error['final']:.3f} (at {error['final_iteration']:,}) | "
-            + (f"{error['at_snr_equilibrium']:.2f} ({error['snr_equilibrium']:,})" if "snr_equilibrium" in error
-               else "-") + f" / {error['at_hand_equilibrium']:.2f} |")
+        lines.append(f"| {run} | " + " / ".join(f"{value:.3g}" for value in facts["smoothed_snr_at"].values())
+                     + f" | {floor_text} | {rise_text} |")
     check = logs["runs"].get("allen_cahn_rba", {}).get("paper_smoothing")
     if check:
         q1, q2, q3 = check["raw_quartiles"]

@@ -203,7 +203,7 @@ def test_a_two_stage_plan_from_the_command_line_switches_where_asked(tmp_path):
     assert summary["line_search_failures"] == 0
 
 
-def test_reweight_options_reach_the_transform(tmp_path):
+def test_reweight_options_are_saved_with_the_run(tmp_path):
     # The run's saved configuration says which options it ran with, and it builds the same run again.
     out = tmp_path / "run"
     code, stderr = invoke("train", "--problem", "burgers", "--width", "8", "--depth", "1", "--points", "100",
