@@ -9,13 +9,19 @@ training second at which the error is at or below 1e-2, 1e-3 and 1e-4 (null when
 that ended without sufficient decrease; beside each, the target and the published anchors with their sources.
 
     python benchmarks/accuracy.py [--json] [--quick] [--problems burgers helmholtz] [--seeds 2] [--out PATH]
-                                  [--reweight vrba [--reweight-option phi=0.5] [--hold-every N]]
+                                  [--reweight vrba [--reweight-option phi=0.5] [--hold-every N]
+                                   [--line-search-reweight-option gamma=0.1]]
+                                  [--resample-option potential=exponential] [--steps N]
 
 ``--reweight NAME`` runs the recipes with that sample reweighting (by default weights advanced in the Adam stage,
 held through the quasi-Newton stage, carried to the nearest redrawn point at each RAD redraw; options of the
-transform with ``--reweight-option KEY=VALUE``, advancing in the quasi-Newton stage with ``--hold-every N``) and
+transform with ``--reweight-option KEY=VALUE``, advancing in the quasi-Newton stage with ``--hold-every N``, options
+of that stage only with ``--line-search-reweight-option KEY=VALUE``, filed as ``ls.KEY=VALUE``) and
 files the results under ``variants["NAME KEY=VALUE ..."]`` of the same JSON, beside the plain recipes' (rendered by
-:func:`markdown_vrba`).
+:func:`markdown_vrba`). ``--resample-option KEY=VALUE`` changes a field of the recipes' RAD resampling
+(:class:`pinnkit.sampling.Resampling`; ``potential=exponential`` draws with vRBA's density), filed as ``rad.KEY=VALUE``
+in the variant's name. ``--steps N`` trains N steps instead of the recipe's (a longer quasi-Newton stage: beyond the
+benchmark's budget, filed as ``steps=N``).
 
 ``--quick`` trains a few dozen steps of small networks (a smoke test of every code path; nothing is written unless
 ``--out`` is given). A full run writes ``benchmarks/results/accuracy.json``, which ``docs/render.py`` renders with
@@ -157,7 +163,13 @@ def run_seed(name: str, recipe: Recipe, seed: int, quick: bool,
              overrides: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train one seed (the recipe with ``overrides`` of its config); returns (its record, the config dict)."""
     settings = quick_config(recipe.config) if quick else dict(recipe.config)
-    settings.update(overrides or {})
+    overrides = dict(overrides or {})
+    resample_options = overrides.pop("resample_options", {})
+    if resample_options:
+        if settings.get("resampling") is None:
+            raise ValueError(f"the {name} recipe does not resample; --resample-option does not apply")
+        settings["resampling"] = dataclasses.replace(settings["resampling"], **resample_options)
+    settings.update(overrides)
     config = RunConfig(**settings, seed=seed, log=LogSchedule(every=10 if quick else LOG_EVERY),
                        probes=Probes(snr_batches=0))
     start = time.perf_counter()
@@ -190,12 +202,18 @@ def run_seed(name: str, recipe: Recipe, seed: int, quick: bool,
 
 
 def variant_name(overrides: dict[str, Any]) -> str:
-    """``"vrba phi=0.5 hold_every=1"`` for a reweighting with options; ``"none"`` for the plain recipes."""
-    if overrides.get("reweight", "none") == "none":
-        return "none"
-    options = {**overrides.get("reweight_options", {}), **({"hold_every": overrides["hold_every"]}
-                                                           if "hold_every" in overrides else {})}
-    return " ".join([overrides["reweight"], *(f"{key}={value}" for key, value in options.items())])
+    """``"vrba phi=0.5 hold_every=1"`` for a reweighting with options, ``"... rad.potential=exponential"`` with
+    resampling options; ``"none"`` for the plain recipes."""
+    words = []
+    if overrides.get("reweight", "none") != "none":
+        options = {**overrides.get("reweight_options", {}), **({"hold_every": overrides["hold_every"]}
+                                                               if "hold_every" in overrides else {}),
+                   **{f"ls.{key}": value for key, value in overrides.get("line_search_reweight_options", {}).items()}}
+        words += [overrides["reweight"], *(f"{key}={value}" for key, value in options.items())]
+    words += [f"rad.{key}={value}" for key, value in overrides.get("resample_options", {}).items()]
+    if "steps" in overrides:
+        words.append(f"steps={overrides['steps']}")
+    return " ".join(words) or "none"
 
 
 def measure(problems: list[str], seeds: int, quick: bool, on_problem=None,
@@ -295,20 +313,30 @@ VRBA_TARGETS = {"allen-cahn": 1e-5}
 def markdown_vrba(payload: dict[str, Any]) -> str:
     """The vRBA table of ``docs/benchmarks.md``: each recipe with vRBA weights (every variant measured) beside the
     same recipe without."""
-    plain = {entry["problem"]: entry for entry in payload["problems"]}
-    lines = ["| problem | weights | with weights: final rel L2 per seed | without: final rel L2 per seed | "
-             "with weights: best per seed (hindsight) | train time per seed | recipe target | vRBA target |",
+    variants = payload.get("variants", {})
+
+    def without(name: str) -> dict[str, Any]:
+        # The same recipe without weights: with the same resampling and step changes, when those were measured.
+        changes = " ".join(word for word in name.split() if word.startswith(("rad.", "steps=")))
+        source = variants.get(changes, {}) if changes else payload
+        return {entry["problem"]: entry for entry in source.get("problems", [])}
+
+    lines = ["| problem | weights | with weights: final rel L2 per seed | "
+             "without (same changes): final rel L2 per seed | with weights: best per seed (hindsight) | "
+             "train time per seed | recipe target | vRBA target |",
              "|---|---|---|---|---|---|---|---|"]
     dates, cores = set(), set()
-    for name, variant in payload.get("variants", {}).items():
+    for name, variant in variants.items():
         if not name.startswith("vrba"):
             continue
+        plain = without(name)
         dates.add(variant.get("date", "?"))
         cores.add(str(variant.get("machine", {}).get("cores", "?")))
         for entry in variant.get("problems", []):
             seeds = entry["seeds"]
-            without = plain.get(entry["problem"])
-            before = ", ".join(_sci(record["rel_l2"]) for record in without["seeds"]) if without else "-"
+            baseline = plain.get(entry["problem"])
+            before = (", ".join(_sci(record["rel_l2"]) for record in baseline["seeds"]) if baseline
+                      else "not measured")
             finals = ", ".join(_sci(record["rel_l2"]) for record in seeds)
             best = ", ".join(_sci(record["best_rel_l2_with_hindsight"]) for record in seeds)
             train = ", ".join(f"{record['train_s']:.0f} s" for record in seeds)
@@ -323,7 +351,10 @@ def markdown_vrba(payload: dict[str, Any]) -> str:
                          if name in ("potential", "eta", "gamma", "phi", "init"))
     lines += ["", f"vRBA's defaults unless the row names an option ({defaults}), advanced every Adam step, held "
                   "through the SSBroyden stage unless hold_every is named, carried to the nearest new point at each "
-                  "RAD redraw; "
+                  "RAD redraw; rad.NAME=VALUE: a field of the recipe's RAD resampling changed (potential=exponential: "
+                  "the points drawn with vRBA's annealed exponential target, clocked by the redraw number); "
+                  "ls.NAME=VALUE: an option of the transform in the SSBroyden stage only; steps=N: N steps instead "
+                  "of the recipe's (a longer SSBroyden stage, beyond the benchmark's budget); "
                   f"{', '.join(sorted(cores))} CPU cores, {', '.join(sorted(dates))}."]
     return "\n".join(lines) + "\n"
 
@@ -338,8 +369,16 @@ def main() -> None:
                         help="sample reweighting of every recipe (results under variants of the JSON)")
     parser.add_argument("--reweight-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an option of the reweighting transform (repeatable), e.g. phi=0.5")
+    parser.add_argument("--line-search-reweight-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the reweighting in the quasi-Newton stage, over --reweight-option "
+                             "(repeatable), e.g. gamma=0.1")
     parser.add_argument("--hold-every", type=int, default=None,
                         help="advance the weights every N quasi-Newton iterations (default: hold them)")
+    parser.add_argument("--resample-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the recipe's resampling (repeatable), e.g. potential=exponential")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="train this many steps instead of the recipe's (the quasi-Newton stage grows; a "
+                             "variant beyond the benchmark's budget)")
     parser.add_argument("--out", type=Path, default=None,
                         help="write the JSON here (default: benchmarks/results/accuracy.json; --quick writes only "
                              "with --out)")
@@ -349,15 +388,30 @@ def main() -> None:
     out = args.out if args.out is not None else (None if args.quick else DEFAULT_OUT)
     problems = list(dict.fromkeys(args.problems))
     overrides: dict[str, Any] = {"reweight": args.reweight}
-    if args.reweight_option or args.hold_every is not None:
+    if args.reweight_option or args.line_search_reweight_option or args.hold_every is not None:
         if args.reweight == "none":
-            parser.error("--reweight-option and --hold-every need --reweight")
+            parser.error("--reweight-option, --line-search-reweight-option and --hold-every need --reweight")
         try:
             overrides["reweight_options"] = parse_params(args.reweight_option, "--reweight-option")
+            if args.line_search_reweight_option:
+                overrides["line_search_reweight_options"] = parse_params(args.line_search_reweight_option,
+                                                                         "--line-search-reweight-option")
         except CliExit as error:
             parser.error(error.message.removeprefix("error: "))
         if args.hold_every is not None:
             overrides["hold_every"] = args.hold_every
+    if args.resample_option:
+        try:
+            overrides["resample_options"] = parse_params(args.resample_option, "--resample-option")
+        except CliExit as error:
+            parser.error(error.message.removeprefix("error: "))
+        unknown = set(overrides["resample_options"]) - {field.name for field in dataclasses.fields(Resampling)}
+        if unknown:
+            parser.error(f"--resample-option {', '.join(sorted(unknown))}: not a field of Resampling")
+    if args.steps is not None:
+        if args.steps < 1:
+            parser.error("--steps must be a positive number of steps")
+        overrides["steps"] = args.steps
     variant = variant_name(overrides)
     previous = jsonio.loads(out.read_text()) if out is not None and out.is_file() and not args.quick else {}
     variants = dict(previous.get("variants", {}))

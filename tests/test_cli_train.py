@@ -216,14 +216,47 @@ def test_reweight_options_are_saved_with_the_run(tmp_path):
     assert config.reweight_options == {"phi": 0.5, "eta": 0.01}
 
 
-@pytest.mark.parametrize("option, fragment", [
-    ("phi", "--reweight-option expects NAME=VALUE"),
-    ("nonsense=1", "nonsense"),
-    ("phi=2", "phi"),
+@pytest.mark.parametrize("options, fragment", [
+    (["--reweight", "vrba", "--reweight-option", "phi"], "--reweight-option expects NAME=VALUE"),
+    (["--reweight", "vrba", "--reweight-option", "nonsense=1"], "nonsense"),
+    (["--reweight", "vrba", "--reweight-option", "phi=2"], "phi"),
+    (["--resample-every", "10", "--resample-option", "shape=1"], "shape"),
+    (["--resample-every", "10", "--resample-option", "potential=cubic"], "cubic"),
+    (["--resample-every", "10", "--resample-option", "phi=2"], "phi"),
+    (["--resample-option", "constant=0"], "--resample-every"),
 ])
-def test_bad_reweight_options_exit_2_naming_them(tmp_path, option, fragment):
+def test_bad_reweight_and_resample_options_exit_2_naming_them(tmp_path, options, fragment):
     code, stderr = invoke("train", "--problem", "burgers", "--width", "8", "--depth", "1", "--points", "100",
-                          "--steps", "5", "--reweight", "vrba", "--reweight-option", option, "--out", tmp_path / "r")
+                          "--steps", "5", *options, "--out", tmp_path / "r")
     assert code == 2
     assert fragment in stderr and "Traceback" not in stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_resample_options_reach_the_saved_run(tmp_path):
+    out = tmp_path / "run"
+    code, stderr = invoke("train", "--problem", "burgers", "--width", "8", "--depth", "1", "--points", "100",
+                          "--snr-batches", "0", "--steps", "20", "--log-every", "10", "--resample-every", "10",
+                          "--resample-option", "potential=exponential", "--resample-option", "constant=0",
+                          "--resample-option", "candidates=2000", "--out", out)
+    assert code == 0, stderr
+    saved = json.loads((out / "result.json").read_text())["config"]["resampling"]
+    assert saved["potential"] == "exponential" and saved["constant"] == 0 and saved["candidates"] == 2000
+    assert RunConfig.from_dict(json.loads((out / "result.json").read_text())["config"]).resampling.potential \
+        == "exponential"
+
+
+def test_line_search_reweight_options_are_saved_and_checked(tmp_path):
+    out = tmp_path / "run"
+    code, stderr = invoke("train", "--problem", "burgers", "--width", "8", "--depth", "1", "--points", "100",
+                          "--snr-batches", "0", "--steps", "20", "--log-every", "10", "--optimizer", "adam+lbfgs",
+                          "--reweight", "vrba", "--hold-every", "5", "--line-search-reweight-option", "gamma=0.1",
+                          "--line-search-reweight-option", "eta=0.9", "--out", out)
+    assert code == 0, stderr
+    saved = json.loads((out / "result.json").read_text())["config"]
+    assert saved["line_search_reweight_options"] == {"gamma": 0.1, "eta": 0.9}
+    code, stderr = invoke("train", "--problem", "burgers", "--width", "8", "--depth", "1", "--points", "100",
+                          "--steps", "5", "--reweight", "vrba", "--line-search-reweight-option", "gamma=2",
+                          "--out", tmp_path / "bad")
+    assert code == 2 and "gamma" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "bad").exists()

@@ -101,3 +101,30 @@ def test_switching_at_equilibrium_never_reads_the_test_error():
     assert not equilibrium_confirmed(history(falls, flat))
     # The training MSE falls with it: the rule switches.
     assert equilibrium_confirmed(history(flat, falls))
+
+
+def test_line_search_stages_take_their_own_reweighting_options():
+    # RBA: w <- gamma w + eta |r| / max|r|. Adam stage (eta 0.1, gamma 0.5), then an L-BFGS stage that advances
+    # every iteration with its own (eta 0.8, gamma 0.2): the second update must use the second pair.
+    from pinnkit.reweight import sample_weights, transfer_reweighting
+
+    plan = build_plan(parse_plan("adam:1,lbfgs:1"), reweight="rba", num_samples=2,
+                      reweight_options={"eta": 0.1, "gamma": 0.5}, hold_every=1,
+                      line_search_reweight_options={"eta": 0.8, "gamma": 0.2})
+    params = {"w": jax.numpy.ones(2)}
+    first, second = (stage.optimizer for stage in plan.stages)
+    _, state = first.update(params, first.init(params), params, residuals=jax.numpy.array([1.0, 2.0]))
+    state = transfer_reweighting(state, second.init(params))
+
+    def value_fn(p, residuals=None, indices=None, snr=None, sample_gradient_norms=None):
+        return jax.numpy.sum(p["w"] ** 2)
+
+    value, grad = optax.value_and_grad_from_state(value_fn)(params, state=state)
+    _, state = second.update(grad, state, params, value=value, grad=grad, value_fn=value_fn,
+                             residuals=jax.numpy.array([4.0, 1.0]))
+    expected = 0.2 * (0.1 * jax.numpy.array([0.5, 1.0])) + 0.8 * jax.numpy.array([1.0, 0.25])
+    assert jax.numpy.allclose(sample_weights(state), expected)
+    with pytest.raises(ValueError, match="line_search_reweight_options: gamma"):
+        RunConfig(reweight="rba", optimizer="adam+lbfgs", line_search_reweight_options={"gamma": 1.5})
+    with pytest.raises(ValueError, match="line_search_reweight_options given without"):
+        RunConfig(line_search_reweight_options={"gamma": 0.5})

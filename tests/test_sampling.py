@@ -38,6 +38,68 @@ def test_rad_puts_the_points_where_the_residual_is_large():
             Resampling(**bad)
 
 
+class SlopeModel:
+    """u(x, t) = tanh(5 x): the Burgers residual peaks at 0.08 < |x| < 0.2 and varies smoothly elsewhere."""
+
+    def __call__(self, point):
+        return jnp.tanh(5.0 * point[:1])
+
+
+def _in_band(x):
+    return (np.abs(x[:, 0]) > 0.08) & (np.abs(x[:, 0]) < 0.2)
+
+
+@pytest.mark.parametrize(("redraw", "phi"), [(1, 1.0), (1000, 1.0), (1000, 0.5)])
+def test_the_vrba_density_draws_as_the_annealed_exponential_target_predicts(redraw, phi):
+    # Predicted share of the band: E[t 1_band] / E[t] under uniform points, t = phi (n + 2)^(|r| / max|r| - 1)
+    # + 1 - phi, from an independent uniform sample (1000 of 100k candidates drawn: close to with replacement).
+    problem = problems.get("burgers")
+    points = problem.sample(jax.random.key(0), 1000)
+    lower, upper = (np.asarray(bound) for bound in problem.domain)
+    uniform = np.asarray(jax.random.uniform(jax.random.key(7), (100_000, 2), minval=lower, maxval=upper))
+    batch = dict(points, pde=jnp.asarray(uniform))
+    magnitude = np.abs(np.asarray(problem.residuals(SlopeModel(), batch)["pde"], np.float64))
+    target = phi * (redraw + 2.0) ** (magnitude / magnitude.max() - 1) + 1 - phi
+    predicted = float(np.sum(target * _in_band(uniform)) / np.sum(target))
+    sampler = Resampling(every=1, candidates=100_000, constant=0.0, potential="exponential", phi=phi)
+    drawn = np.asarray(sampler.draw(jax.random.key(3), problem, SlopeModel(), points, redraw=redraw)["pde"])
+    assert abs(float(np.mean(_in_band(drawn))) - predicted) < 0.05  # binomial sd <= 0.016
+    # The cases differ by far more than the tolerance (0.24, 0.83, 0.19), and from RAD's |r| (0.44).
+    linear = float(np.sum(magnitude * _in_band(uniform)) / np.sum(magnitude))
+    assert abs(predicted - linear) > 0.15
+
+
+class RecordingResampling(Resampling):
+    def draw(self, key, problem, model, points, *, redraw=1):
+        jax.debug.callback(lambda n: CLOCK.append(int(n)), redraw)
+        return super().draw(key, problem, model, points, redraw=redraw)
+
+
+CLOCK: list[int] = []
+
+
+def test_the_engine_hands_each_redraw_its_number():
+    CLOCK.clear()
+    problem = problems.get("burgers")
+    points = problem.sample(jax.random.key(0), 200)
+    model = nn.MLP(2, 1, width=8, depth=1, domain=problem.domain, key=jax.random.key(1))
+    sampler = RecordingResampling(every=5, candidates=2000, potential="exponential", constant=0.0)
+    result = fit(problem, model, optax.adam(1e-3), points, steps=20, log=LogSchedule(10),
+                 probes=Probes(snr_batches=0), resampling=sampler)
+    assert result.status == "completed"
+    jax.effects_barrier()
+    assert CLOCK == [1, 2, 3]  # redraws at steps 5, 10, 15 (none at the end)
+
+
+@pytest.mark.parametrize("bad", [{"potential": "cubic"}, {"phi": 1.5}, {"phi": -0.1}, {"temperature_scale": 0.0},
+                                 {"temperature_scale": True}])
+def test_resampling_rejects_bad_vrba_options_naming_them(bad):
+    name, value = next(iter(bad.items()))
+    with pytest.raises(ValueError, match=name) as error:
+        Resampling(every=1, **bad)
+    assert repr(value) in str(error.value)
+
+
 def test_training_with_resampling_moves_the_points_and_keeps_going():
     problem = problems.get("burgers")
     points = problem.sample(jax.random.key(0), 300)

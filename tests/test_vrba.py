@@ -28,6 +28,7 @@ from pinnkit.reweight import (
     sample_weights,
     transfer_reweighting,
     vrba,
+    vrba_target,
     weights_frozen,
 )
 
@@ -122,6 +123,37 @@ def test_temperature_anneals_as_log_of_the_update_number(c):
         np.testing.assert_allclose(target, expected, rtol=1e-4)
     # Colder with n: the smallest sample's share falls from 3 ** (-7/8 / c) toward 0.
     assert expected[0] < 3.0 ** (-0.875 / c)
+
+
+@pytest.mark.parametrize("options", [{}, {"phi": 0.4, "temperature_scale": 0.5}, {"potential": "linear"},
+                                     {"normalize": "mean", "phi": 0.7}], ids=["default", "phi-c", "linear", "mean"])
+def test_vrba_target_is_what_vrba_moves_toward(options):
+    # From zero weights with gamma -> the one-step weights are eta * t_1; after updates on the same residuals,
+    # the n-th target is (w_n - gamma w_{n-1}) / eta: the public function must give both.
+    residuals = np.array([0.3, 1.0, 2.5, 4.0])
+    eta, gamma = 0.01, 0.5
+    transform = vrba(4, eta=eta, gamma=gamma, **options)
+    state = transform.init(None)
+    for n in range(1, 5):
+        before = np.asarray(state.weights, np.float64)
+        _, state = transform.update(None, state, residuals=jnp.asarray(residuals))
+        moved_toward = (np.asarray(state.weights, np.float64) - gamma * before) / eta
+        np.testing.assert_allclose(vrba_target(jnp.asarray(residuals), n, **options), moved_toward, rtol=1e-4)
+    # And against the formula by hand (n = 4, default options): 6 ** (|r| / 4 - 1).
+    np.testing.assert_allclose(vrba_target(jnp.asarray(residuals), 4), 6.0 ** (residuals / 4 - 1), rtol=1e-6)
+
+
+def test_vrba_target_rejects_bad_arguments():
+    residuals = jnp.ones(3)
+    for bad, match in (({"update": 0}, "update"), ({"update": 1, "phi": 1.5}, "phi"),
+                       ({"update": 1, "potential": "cubic"}, "cubic"),
+                       ({"update": 1, "temperature_scale": 0.0}, "temperature_scale")):
+        update = bad.pop("update")
+        with pytest.raises(ValueError, match=match):
+            vrba_target(residuals, update, **bad)
+    # Traced clock (inside jit) is accepted and gives the same values.
+    jitted = jax.jit(lambda r, n: vrba_target(r, n))
+    np.testing.assert_allclose(jitted(jnp.array([1.0, 2.0]), 3), vrba_target(jnp.array([1.0, 2.0]), 3), rtol=1e-6)
 
 
 def test_linear_max_is_rba():

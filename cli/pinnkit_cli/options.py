@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from pinnkit.sampling import Resampling
 from pinnkit_cli.errors import fail
 
-__all__ = ["parse_hold_every", "parse_learning_rate", "parse_list", "parse_params", "parse_value", "progress_bar",
-           "significant"]
+__all__ = ["parse_hold_every", "parse_learning_rate", "parse_list", "parse_params", "parse_resampling", "parse_value",
+           "progress_bar", "significant"]
 
 
 def parse_params(pairs: Iterable[str], option: str = "--param") -> dict[str, float | int | bool | str]:
@@ -26,6 +28,24 @@ def parse_params(pairs: Iterable[str], option: str = "--param") -> dict[str, flo
             fail(f"{option} {name} is given twice")
         params[name] = parse_value(text.strip())
     return params
+
+
+def parse_resampling(every: int | None, pairs: Iterable[str]) -> Resampling | None:
+    """``--resample-every N`` with ``--resample-option NAME=VALUE`` pairs -> a :class:`Resampling` (None without
+    ``--resample-every``); a name it does not have, or an option without ``--resample-every``: exit 2."""
+    options = parse_params(pairs, "--resample-option")
+    if every is None:
+        if options:
+            fail("--resample-option needs --resample-every")
+        return None
+    known = {field.name for field in dataclasses.fields(Resampling)} - {"every"}
+    for name in options:
+        if name not in known:
+            fail(f"--resample-option {name} is not an option of the resampling (one of {', '.join(sorted(known))})")
+    try:
+        return Resampling(every, **options)
+    except (TypeError, ValueError) as error:
+        fail(str(error))
 
 
 def parse_hold_every(text: str) -> int | str | None:

@@ -16,9 +16,15 @@ from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import RunConfig, resolve_learning_rate, run, setup, summarize
 from pinnkit.outputs import OutputClaim, UnfinishedOutputError, claim_existing, claim_output
 from pinnkit.resources import check_fits
-from pinnkit.sampling import Resampling
 from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, check_signals, fail
-from pinnkit_cli.options import parse_hold_every, parse_learning_rate, parse_params, progress_bar, significant
+from pinnkit_cli.options import (
+    parse_hold_every,
+    parse_learning_rate,
+    parse_params,
+    parse_resampling,
+    progress_bar,
+    significant,
+)
 from pinnkit_cli.running import guarded, write_or_exit
 
 # Options that may accompany --resume: they change where and how often checkpoints go, not the run itself.
@@ -40,6 +46,9 @@ def train(
     reweight: str = typer.Option("none", help="none, rba, vrba or gradient-aware."),
     reweight_option: list[str] = typer.Option(
         [], "--reweight-option", help="Option of the reweighting transform NAME=VALUE (repeatable), e.g. phi=0.5."),
+    line_search_reweight_option: list[str] = typer.Option(
+        [], "--line-search-reweight-option", help="Option of the reweighting in line-search stages NAME=VALUE, "
+        "over --reweight-option (repeatable), e.g. gamma=0.1 with eta=0.9 to re-target at each advance."),
     hold_every: str = typer.Option(
         "auto", "--hold-every", help="Line-search stages: advance the reweighting weights every N iterations; "
         "'stage': hold them for the stage; 'auto': hold them after a switch, advance every iteration otherwise."),
@@ -56,6 +65,9 @@ def train(
                                                             "periodic inputs (Allen-Cahn's x)."),
     resample_every: int = typer.Option(None, "--resample-every", help="Redraw the collocation points by their "
                                        "residual (RAD) every N steps (not with --checkpoint-every)."),
+    resample_option: list[str] = typer.Option(
+        [], "--resample-option", help="Option of the resampling NAME=VALUE (repeatable), e.g. constant=0 or "
+        "potential=exponential (vRBA's density)."),
     points: int = typer.Option(2000, help="Interior collocation points."),
     param: list[str] = typer.Option([], "--param", help="Problem parameter NAME=VALUE (repeatable)."),
     log_every: int = typer.Option(100, help="Record a history row every N steps."),
@@ -93,11 +105,13 @@ def train(
                 problem=problem, problem_params=parse_params(param), optimizer=optimizer, switch_step=switch_step,
                 switch_at=switch_at, reweight=reweight,
                 reweight_options=parse_params(reweight_option, "--reweight-option"),
+                line_search_reweight_options=parse_params(line_search_reweight_option,
+                                                          "--line-search-reweight-option"),
                 hold_every=parse_hold_every(hold_every), steps=steps,
                 learning_rate=parse_learning_rate(lr),
                 schedule=schedule,
                 seed=seed, width=width, depth=depth, architecture=architecture, fourier_features=fourier_features,
-                periodic=periodic, resampling=Resampling(resample_every) if resample_every is not None else None,
+                periodic=periodic, resampling=parse_resampling(resample_every, resample_option),
                 points=points, log=LogSchedule(log_every, dense_until=min(300, log_every * 3)),
                 probes=Probes(snr_batches=snr_batches), float64=float64, devices=devices,
             )

@@ -65,6 +65,9 @@ class RunConfig:
         reweight_options: options of the reweighting transform (``{"eta": 1e-3, "gamma": 0.999}``, ...).
         hold_every: in line-search stages, advance the reweighting weights every this many iterations (None: hold
             them for the stage; ``"auto"``: hold them after a switch, advance every iteration in a first stage).
+        line_search_reweight_options: options over ``reweight_options`` in line-search stages
+            (``{"gamma": 0.1, "eta": 0.9}``: re-target the weights at each advance; see
+            :func:`pinnkit.plans.build_plan`).
         steps: total training steps (one line-search step is one iteration, its line search included).
         learning_rate: base learning rate of first-order stages (None: 1e-3; ``"auto"``: a short search, see
             :mod:`pinnkit.lr_search`, picks it from the training loss).
@@ -96,6 +99,7 @@ class RunConfig:
     reweight: str = "none"
     reweight_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     hold_every: int | None | str = "auto"
+    line_search_reweight_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     steps: int = 2000
     learning_rate: float | str | None = None
     schedule: str = "paper"
@@ -120,8 +124,9 @@ class RunConfig:
             raise ValueError(f"unknown problem {self.problem!r}; choose one of {problems.names()}")
         if not isinstance(self.problem_params, Mapping):
             raise TypeError(f"problem_params must be a mapping, got {type(self.problem_params).__name__}")
-        if not isinstance(self.reweight_options, Mapping):
-            raise TypeError(f"reweight_options must be a mapping, got {type(self.reweight_options).__name__}")
+        for name in ("reweight_options", "line_search_reweight_options"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise TypeError(f"{name} must be a mapping, got {type(getattr(self, name)).__name__}")
         if self.reweight not in REWEIGHTINGS:
             raise ValueError(f"unknown reweighting {self.reweight!r}; choose one of {list(REWEIGHTINGS)}")
         if self.architecture not in ARCHITECTURES:
@@ -176,8 +181,16 @@ class RunConfig:
             _check_learning_rate(self.learning_rate)
         if self.reweight != "none":
             make_reweighting(self.reweight, self.points, **dict(self.reweight_options))
-        elif self.reweight_options:
-            raise ValueError("reweight_options given without a reweighting")
+            if self.line_search_reweight_options:
+                try:
+                    make_reweighting(self.reweight, self.points,
+                                     **{**self.reweight_options, **self.line_search_reweight_options})
+                except (TypeError, ValueError) as error:
+                    raise type(error)(f"line_search_reweight_options: {error}") from None
+        else:
+            for name in ("reweight_options", "line_search_reweight_options"):
+                if getattr(self, name):
+                    raise ValueError(f"{name} given without a reweighting")
         build_plan(spec, reweight="none", hold_every=self.hold_every)  # validates hold_every
         problems.get(self.problem, **dict(self.problem_params))  # validates the parameters
 
@@ -195,6 +208,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         out = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         out.update(problem_params=dict(self.problem_params), reweight_options=dict(self.reweight_options),
+                   line_search_reweight_options=dict(self.line_search_reweight_options),
                    log=self.log.to_dict(), probes=self.probes.to_dict(),
                    resampling=self.resampling.to_dict() if self.resampling is not None else None)
         return out
@@ -327,6 +341,7 @@ def run_stacked(config: RunConfig, built: Setup, seeds: Sequence[int], *, callba
     params = initial if params is None else params
     plan = build_plan(config.plan_spec(), reweight=config.reweight, num_samples=config.points,
                       reweight_options=config.reweight_options, hold_every=config.hold_every,
+                      line_search_reweight_options=config.line_search_reweight_options,
                       learning_rate=config.learning_rate, schedule=config.schedule)
     mesh = None
     if config.devices > 1:
@@ -413,6 +428,7 @@ def initial_state(config: RunConfig, stage: int = 0):
     model, _ = init_models(config, problem, [config.seed], dtype)
     plan = build_plan(config.plan_spec(), reweight=config.reweight, num_samples=config.points,
                       reweight_options=config.reweight_options, hold_every=config.hold_every,
+                      line_search_reweight_options=config.line_search_reweight_options,
                       learning_rate=config.learning_rate, schedule=config.schedule)
     return model, plan.stages[stage].optimizer.init(eqx.filter(model, eqx.is_inexact_array))
 

@@ -241,7 +241,7 @@ def _positive(text: str, what: str) -> int:
 
 def build_plan(spec: PlanSpec, *, reweight: str = "none", num_samples: int | Mapping[str, int] | None = None,
                reweight_options: Mapping[str, Any] | None = None, hold_every: int | None | str = "auto",
-               **optimizer_options: Any) -> Plan:
+               line_search_reweight_options: Mapping[str, Any] | None = None, **optimizer_options: Any) -> Plan:
     """The optax transforms of a :class:`PlanSpec`.
 
     Args:
@@ -253,6 +253,10 @@ def build_plan(spec: PlanSpec, *, reweight: str = "none", num_samples: int | Map
             (None: hold them for the whole stage). ``"auto"``: hold them in a line-search stage that follows
             another stage (the weights come in from it), advance every iteration in a plan's first stage (weights
             that start at zero would otherwise never move).
+        line_search_reweight_options: options that replace ``reweight_options``'s in line-search stages (the
+            weights, step count and stored SNR still come in from the stage before). vRBA's authors re-target
+            the weights almost at once there (``gamma=0.1, eta=0.9``) at each redraw of the points; with
+            ``hold_every`` a multiple of the redraw interval that is ``{"gamma": 0.1, "eta": 0.9}``.
         **optimizer_options: passed to :func:`pinnkit.optimizers.make_optimizer` (``learning_rate``,
             ``schedule``, ...).
 
@@ -272,10 +276,12 @@ def build_plan(spec: PlanSpec, *, reweight: str = "none", num_samples: int | Map
     stages = []
     for index, (name, count) in enumerate(spec.stages):
         hold: int | None = 1
+        options = dict(reweight_options or {})
         if name in LINE_SEARCH_OPTIMIZERS:
             hold = (None if index > 0 else 1) if hold_every == "auto" else hold_every
+            options.update(line_search_reweight_options or {})
         optimizer = make_optimizer(name, reweight=reweight, num_samples=num_samples,
-                                   reweight_options=reweight_options, hold_every=hold, **optimizer_options)
+                                   reweight_options=options, hold_every=hold, **optimizer_options)
         switch_when = None
         if index == 0 and spec.switch_at == "equilibrium":
             switch_when = equilibrium_confirmed

@@ -52,6 +52,7 @@ __all__ = [
     "sample_weights",
     "transfer_reweighting",
     "vrba",
+    "vrba_target",
     "weighted_mse",
     "weights_frozen",
 ]
@@ -245,6 +246,15 @@ def _check_closed_unit(name: str, value: Any) -> None:
     number = _real(name, value)
     if not 0.0 <= number <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+
+
+def _check_vrba_options(potential: Any, normalize: Any, temperature_scale: Any, temperature: Any, phi: Any) -> None:
+    _check_choice("potential", potential, _POTENTIALS)
+    _check_choice("normalize", normalize, _VRBA_NORMALIZATIONS)
+    _check_open_interval("temperature_scale", temperature_scale, 0.0, None)
+    if temperature is not None:
+        _check_open_interval("temperature", temperature, 0.0, None)
+    _check_closed_unit("phi", phi)
 
 
 def _check_constant_init(init: Any, eta: Any, gamma: Any) -> None:
@@ -662,10 +672,11 @@ def vrba(
       carries ``count`` into the next stage (the code restarts its clock in the SSBroyden stage).
     * Mini-batches (``indices``: ``max a`` and the normalisation are the batch's), the one-step lag, the SNR
       coupling, ``init="residual"`` and the L-BFGS pattern are as in :func:`rba`.
-    * Not here: the paper's importance *sampling* (drawing collocation points with probability proportional to
-      a power of the weights) and its other potentials (``cosh``, ``(1 + r) log(1 + r) - r``, ``exp(r**2)``,
-      whose temperatures the code solves for by Newton iterations). Sample from :func:`sample_weights` if
-      needed.
+    * The paper's importance *sampling* (its quasi-Newton stage draws the points with probability growing with
+      the target and trains on the unweighted loss) is a resampling density here:
+      ``pinnkit.sampling.Resampling(..., potential="exponential")`` draws with :func:`vrba_target`.
+    * Not here: the paper's other potentials (``cosh``, ``(1 + r) log(1 + r) - r``, ``exp(r**2)``, whose
+      temperatures the code solves for by Newton iterations).
 
     Args:
         num_samples: as in :func:`rba`: an int, or a mapping term-name -> int for per-term weights.
@@ -697,12 +708,7 @@ def vrba(
         >>> print(np.round(np.asarray(sample_weights(state), float), 4))
         [0.0439 0.0577 0.1   ]
     """
-    _check_choice("potential", potential, _POTENTIALS)
-    _check_choice("normalize", normalize, _VRBA_NORMALIZATIONS)
-    _check_open_interval("temperature_scale", temperature_scale, 0.0, None)
-    if temperature is not None:
-        _check_open_interval("temperature", temperature, 0.0, None)
-    _check_closed_unit("phi", phi)
+    _check_vrba_options(potential, normalize, temperature_scale, temperature, phi)
     if isinstance(init, str):
         _check_choice("init", init, _INITS)
     else:
@@ -726,6 +732,50 @@ def vrba(
         target_bound=target_bound,
         name="vrba",
     )
+
+
+def vrba_target(
+    abs_residuals: ArrayLike,
+    update: ArrayLike,
+    *,
+    potential: str = "exponential",
+    temperature_scale: ArrayLike = 1.0,
+    temperature: ArrayLike | None = None,
+    phi: ArrayLike = 1.0,
+    normalize: str = "max",
+) -> Array:
+    r"""vRBA's target ``t = phi * qn + (1 - phi)`` for one batch of absolute residuals, on the ``update``-th update.
+
+    The function :func:`vrba` moves its weights toward (``update = count + 1``); exposed so that a sampler can
+    draw points with probability growing with it (the paper's importance sampling; see
+    :class:`pinnkit.sampling.Resampling`'s ``potential="exponential"``). With the annealed temperature
+    ``eps_n = c * max|r| / log(n + 2)`` the exponential target is ``qn_i = (n + 2) ** ((a_i / max a - 1) / c)``;
+    the formulas, bounds and guards are those of :func:`vrba`.
+
+    Args:
+        abs_residuals: the batch's ``|r_i|`` (non-negative).
+        update: ``n >= 1``, the annealing clock.
+        potential, temperature_scale, temperature, phi, normalize: as in :func:`vrba`.
+
+    Returns:
+        ``t`` with the residuals' shape: in ``[1 - phi, 1]`` for ``normalize="max"``.
+
+    Example:
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from pinnkit.reweight import vrba_target
+        >>> # n = 1: 3 ** (|r| / 4 - 1)
+        >>> print(np.round(np.asarray(vrba_target(jnp.array([1.0, 2.0, 4.0]), 1)), 4))
+        [0.4387 0.5774 1.    ]
+    """
+    _check_vrba_options(potential, normalize, temperature_scale, temperature, phi)
+    if not _is_traced(update) and not _real("update", update) >= 1:
+        raise ValueError(f"update must be at least 1 (the first update is 1), got {update!r}")
+    values = jnp.asarray(abs_residuals)
+    if not jnp.issubdtype(values.dtype, jnp.floating):
+        values = values.astype(jnp.result_type(float))
+    count = jnp.asarray(update) - 1
+    return _vrba_target(values, count=count, potential=potential, normalize=normalize, temperature=temperature,
+                        temperature_scale=temperature_scale, phi=phi)
 
 
 def gradient_aware_rba(

@@ -7,9 +7,11 @@ probability
 
 (Wu, Zhu, Tan, Kartha, Lu, "A comprehensive study of non-adaptive and residual-based adaptive sampling for
 physics-informed neural networks", CMAME 2023: RAD with ``k = 1, c = 1`` by default), so that points concentrate
-where the residual is large (a shock, an interface) while ``c`` keeps every region sampled. The constraint points
-(initial and boundary conditions) stay as they are. Used by the engine through ``fit(..., resampling=...)``;
-resampling runs one model at a time (each model would want its own points).
+where the residual is large (a shock, an interface) while ``c`` keeps every region sampled. With
+``potential="exponential"`` the ``|r|`` above is replaced by vRBA's annealed exponential target (the importance
+sampling of Toscano et al., arXiv 2509.14198; :func:`pinnkit.reweight.vrba_target`), whose clock is the redraw
+number. The constraint points (initial and boundary conditions) stay as they are. Used by the engine through
+``fit(..., resampling=...)``; resampling runs one model at a time (each model would want its own points).
 """
 
 from __future__ import annotations
@@ -19,10 +21,15 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import ArrayLike
 
 from pinnkit.problems.base import Points, Problem
+from pinnkit.reweight import vrba_target
 
-__all__ = ["Resampling"]
+__all__ = ["POTENTIALS", "Resampling"]
+
+#: What the density grows with: ``"power"`` (RAD: ``|r|``) or ``"exponential"`` (vRBA's annealed target).
+POTENTIALS: tuple[str, ...] = ("power", "exponential")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +42,14 @@ class Resampling:
         power: ``k``, the exponent of the residual magnitude.
         constant: ``c``, the uniform part of the density (relative to the mean of ``|r|^k``).
         chunk: candidates evaluated at a time (bounds the memory of the residual evaluation).
+        potential: ``"power"`` (RAD, the density grows with ``|r|``) or ``"exponential"``: it grows with vRBA's
+            target ``t = phi * (n + 2) ** ((|r| / max|r| - 1) / temperature_scale) + (1 - phi)`` on the ``n``-th
+            redraw, i.e. ``p ∝ t^k / mean(t^k) + c``: the points concentrate on the largest residuals more
+            sharply as training goes on (the paper's sampling in its quasi-Newton stage; there the target is
+            smoothed over redraws of a fixed pool, here each redraw has fresh candidates, so it is the
+            instantaneous target).
+        temperature_scale: ``c > 0`` of vRBA's annealed temperature (exponential only).
+        phi: vRBA's share ``phi`` in [0, 1] of the exponential target (exponential only).
 
     Example:
         >>> Resampling(every=1000).candidates
@@ -46,6 +61,9 @@ class Resampling:
     power: float = 1.0
     constant: float = 1.0
     chunk: int = 8192
+    potential: str = "power"
+    temperature_scale: float = 1.0
+    phi: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("every", "candidates", "chunk"):
@@ -56,14 +74,24 @@ class Resampling:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or value > 1e6:
                 raise ValueError(f"resampling {name} must be a number in [0, 1e6], got {value!r}")
+        if self.potential not in POTENTIALS:
+            raise ValueError(f"resampling potential must be one of {POTENTIALS}, got {self.potential!r}")
+        for name, inside, bounds in (("temperature_scale", lambda v: 0 < v <= 1e6, "(0, 1e6]"),
+                                     ("phi", lambda v: 0 <= v <= 1, "[0, 1]")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not inside(value):
+                raise ValueError(f"resampling {name} must be a number in {bounds}, got {value!r}")
         if self.power == 0 and self.constant == 0:
             raise ValueError("resampling power and constant cannot both be 0 (the density would be flat zero)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def draw(self, key: jax.Array, problem: Problem, model, points: Points) -> Points:
+    def draw(self, key: jax.Array, problem: Problem, model, points: Points, *, redraw: ArrayLike = 1) -> Points:
         """New collocation points for ``model`` (jit-compatible; the constraint points are kept).
+
+        ``redraw`` (``n >= 1``, may be traced) is the exponential potential's annealing clock: the engine passes
+        the number of the redraw in the run (``step // every``).
 
         Example:
             >>> import jax, pinnkit
@@ -96,7 +124,11 @@ class Resampling:
         filler = jnp.broadcast_to(candidates[:1], (padded - self.candidates, candidates.shape[1]))
         blocks = jnp.concatenate([candidates, filler]).reshape(padded // chunk, chunk, -1)
         error = jax.lax.map(magnitude, blocks).reshape(-1)[: self.candidates]
-        error = jnp.where(jnp.isfinite(error), error, 0.0) ** self.power
+        error = jnp.where(jnp.isfinite(error), error, 0.0)
+        if self.potential == "exponential":
+            error = vrba_target(error, jnp.maximum(jnp.asarray(redraw), 1), temperature_scale=self.temperature_scale,
+                                phi=self.phi)
+        error = error ** self.power
         mean = jnp.mean(error)
         density = jnp.where(mean > 0, error / jnp.where(mean > 0, mean, 1.0), 0.0) + self.constant
         density = jnp.where(jnp.sum(density) > 0, density, 1.0)

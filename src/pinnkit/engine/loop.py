@@ -255,10 +255,12 @@ class _Run:
         """New collocation points for the (one) model at ``step``."""
         if self._draw is None:
             problem = trainer.problem
-            self._draw = jax.jit(lambda key, p, points: self.resampling.draw(
-                key, problem, trainer.model_of(p), points))
+            self._draw = jax.jit(lambda key, p, points, redraw: self.resampling.draw(
+                key, problem, trainer.model_of(p), points, redraw=redraw))
         key = jax.random.fold_in(self.resampling_key, step)
-        self.points = self._draw(key, _unstack(params, 0), self.points)
+        # The redraw's number in the run (1, 2, ...): the clock of an annealed density; traced, so no recompiling.
+        redraw = np.asarray(max(step // self.resampling.every, 1), np.int32)
+        self.points = self._draw(key, _unstack(params, 0), self.points, redraw)
         return self.points
 
     def carry_weights(self, trainer: Trainer, opt_state, old: Points, new: Points):
