@@ -259,7 +259,7 @@ class _Run:
                 key, problem, trainer.model_of(p), points, redraw=redraw))
         key = jax.random.fold_in(self.resampling_key, step)
         # The redraw's number in the run (1, 2, ...): the clock of an annealed density; traced, so no recompiling.
-        redraw = np.asarray(max(step // self.resampling.every, 1), np.int32)
+        redraw = np.asarray(step // self.resampling.every, np.int32)
         self.points = self._draw(key, _unstack(params, 0), self.points, redraw)
         return self.points
 
