@@ -15,6 +15,7 @@ from pinnkit import nn
 from pinnkit.checkpoint import (
     Checkpointer,
     CheckpointError,
+    check_folder,
     checkpoint_path,
     latest_checkpoint,
     list_checkpoints,
@@ -203,3 +204,62 @@ def test_resuming_a_run_from_a_middle_checkpoint_matches_one_run(tmp_path):
     np.testing.assert_array_equal(finished.history["loss"], straight.history["loss"])
     with pytest.raises(ValueError, match="another configuration"):
         run(RunConfig.from_dict({**config.to_dict(), "seed": 5}), resume_from=tmp_path)
+
+
+def test_a_checkpoint_renamed_or_copied_to_another_step_is_refused(tmp_path):
+    model, opt_state, _ = make_state()
+    path = save_checkpoint(tmp_path / "a", step=40, model=model, opt_state=opt_state)
+    renamed = tmp_path / "b" / "checkpoint-000030.eqx"
+    renamed.parent.mkdir()
+    renamed.write_bytes(path.read_bytes())
+    for target in (renamed, renamed.parent):
+        with pytest.raises(CheckpointError, match=rf"{renamed}.*step 40.*30"):
+            read_checkpoint_info(target)
+        with pytest.raises(CheckpointError, match="step 40"):
+            load_checkpoint(target, model, opt_state)
+    # A name without a step is not checked against one.
+    other = tmp_path / "b" / "saved.eqx"
+    other.write_bytes(path.read_bytes())
+    assert read_checkpoint_info(other).step == 40
+
+
+def test_a_checkpoint_of_another_configuration_than_its_folder_is_refused(tmp_path):
+    model, opt_state, _ = make_state()
+    mine, theirs = RunConfig(seed=1, width=16), RunConfig(seed=1, width=8)
+    save_checkpoint(tmp_path, step=10, model=model, opt_state=opt_state, config=mine)
+    save_checkpoint(tmp_path, step=20, model=model, opt_state=opt_state, config=mine)
+    check_folder(read_checkpoint_info(tmp_path))  # one run: accepted
+    check_folder(read_checkpoint_info(tmp_path), expected={"result.json": mine.to_dict()})
+    with pytest.raises(CheckpointError, match=r"checkpoint-000020\.eqx .*than result\.json \(width: 16 here, 8"):
+        check_folder(read_checkpoint_info(tmp_path), expected={"result.json": theirs.to_dict()})
+    copied = save_checkpoint(tmp_path, step=30, model=model, opt_state=opt_state, config=theirs)
+    with pytest.raises(CheckpointError, match=rf"{copied} .*than checkpoint-000010\.eqx beside it \(width: 8 here"):
+        check_folder(read_checkpoint_info(tmp_path))
+    # A damaged neighbour is skipped: it is not what is loaded.
+    (tmp_path / "checkpoint-000010.eqx").write_bytes(b"garbage")
+    (tmp_path / "checkpoint-000020.eqx").unlink()
+    check_folder(read_checkpoint_info(tmp_path))
+
+
+def test_an_interrupt_just_after_a_checkpoint_became_visible_still_prunes_the_old_ones(tmp_path, monkeypatch):
+    # A Ctrl-C that lands after the rename that publishes a new checkpoint, before the old ones are pruned, used to
+    # leave keep + 1 checkpoints behind (a test that interrupted a run as a checkpoint appeared found it under load).
+    import contextlib
+
+    from pinnkit import checkpoint as module
+
+    model = {"w": jnp.ones(2)}
+    for step in (10, 20):
+        save_checkpoint(tmp_path, step=step, model=model, opt_state=(), keep=2)
+    real = module.atomic_open
+
+    @contextlib.contextmanager
+    def interrupted_after_rename(*args, **kwargs):
+        with real(*args, **kwargs) as stream:
+            yield stream
+        raise KeyboardInterrupt  # the rename is done: the new checkpoint is visible
+
+    monkeypatch.setattr(module, "atomic_open", interrupted_after_rename)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, step=30, model=model, opt_state=(), keep=2)
+    assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint-000020.eqx", "checkpoint-000030.eqx"]

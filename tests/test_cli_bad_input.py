@@ -169,3 +169,51 @@ def test_the_console_script_refuses_bad_input_without_a_traceback(files, args):
 def test_non_numeric_problem_parameters_are_refused(files, value):
     out = Path(tempfile.mkdtemp(dir=files)) / "run"
     check_refused(["train", "--param", value, "--out", out], out)
+
+
+# ----- messages name what the user typed ----------------------------------------------------------------------
+def refused_saying(args, *needles):
+    code, stderr = invoke(args)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, (args, stderr)
+    for needle in needles:
+        assert needle in stderr, (args, needle, stderr)
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["train", "--log-every", "0"], ["--log-every", "got 0"]),
+    (["train", "--snr-batches", "1"], ["--snr-batches"]),
+    (["compare", "--snr-batches", "-3"], ["--snr-batches", "got -3"]),
+    (["train", "--reweight", "rba", "--reweight-option", "phi=2"],
+     ["error: --reweight-option phi: rba takes no option 'phi'; its options are eta, gamma, "]),
+], ids=["train-log-every", "train-snr-batches", "compare-snr-batches", "train-reweight-option"])
+def test_messages_name_the_flag(files, args, needles):
+    out = Path(tempfile.mkdtemp(dir=files)) / "run"
+    refused_saying([*args, "--out", out], *needles)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("reweights, option, needles", [
+    ("none", "eta=0.1", ["--reweight-option eta", "no reweighting in the list (none) takes it"]),
+    ("none,rba", "phi=0.5", ["--reweight-option phi", "no reweighting in the list (none, rba) takes it",
+                             "it is an option of vrba"]),
+    ("rba,vrba", "phi=0.5", ["--reweight-option phi: rba takes no option 'phi'", "every reweighting"]),
+], ids=["only-none", "none-takes-it", "one-does-not"])
+def test_compare_refuses_a_reweight_option_a_listed_reweighting_would_ignore(files, reweights, option, needles):
+    out = Path(tempfile.mkdtemp(dir=files)) / "run"
+    refused_saying(["compare", "--reweight", reweights, "--reweight-option", option, "--out", out], *needles)
+    assert not out.exists()
+
+
+def test_an_existing_output_folder_names_the_overwrite_flag(files):
+    from pinnkit.outputs import claim_output
+
+    out = Path(tempfile.mkdtemp(dir=files)) / "run"
+    claim_output(out, kind="train").commit()
+    refused_saying(["train", "--out", out], "pass overwrite=True (--overwrite)")
+
+
+def test_a_very_long_output_path_is_shortened(files):
+    out = Path(tempfile.mkdtemp(dir=files)) / "/".join(["d" * 200] * 25)  # over 5,000 characters, under NAME_MAX each
+    code, stderr = invoke(["train", "--out", out])
+    assert code == 2 and len(stderr) < 400, stderr[:400]
+    assert f"({len(str(out))} characters)" in stderr

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from conftest import run_cli
 
 from pinnkit import nn
-from pinnkit.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from pinnkit.checkpoint import Checkpointer, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import RunConfig, initial_state
 from pinnkit.outputs import claim_output
@@ -260,3 +261,140 @@ def test_line_search_reweight_options_are_saved_and_checked(tmp_path):
                           "--out", tmp_path / "bad")
     assert code == 2 and "gamma" in stderr and "Traceback" not in stderr
     assert not (tmp_path / "bad").exists()
+
+
+# ----- resume faults: a finished run, a run killed mid-way, checkpoints copied in from another run -------------
+TINY = ["--steps", "40", "--points", "64", "--depth", "1", "--log-every", "10", "--snr-batches", "4",
+        "--param", "grid_size=21", "--param", "boundary_points_per_side=16", "--checkpoint-every", "10",
+        "--keep-checkpoints", "5"]
+AUTO = ["--optimizer", "adam+lbfgs", "--switch-step", "20", "--lr", "auto", "--width", "8", *TINY]
+# Keys of result.json that time the run (a resumed run trains and compiles at another speed).
+TIMINGS = {"wall_time_s", "compile_time_s", "steps_per_s"}
+
+
+def temporaries(folder: Path) -> list[str]:
+    return sorted(entry.name for entry in folder.iterdir() if entry.name.startswith(".") and
+                  entry.name.endswith(".tmp"))
+
+
+@pytest.fixture(scope="module")
+def auto_runs(tmp_path_factory):
+    """A finished two-stage --lr auto run, and the same run interrupted right after its step-30 checkpoint."""
+    import pinnkit_cli.train_command as train_command
+
+    root = tmp_path_factory.mktemp("auto")
+    code, stderr = invoke("train", *AUTO, "--out", root / "straight")
+    assert code == 0, stderr
+    finished = {name: (root / "straight" / name).read_bytes() for name in ("result.json", "history.csv")}
+
+    class KilledAfter30(Checkpointer):
+        def save(self, step, *args):
+            path = super().save(step, *args)
+            if step >= 30:
+                raise KeyboardInterrupt  # as a Ctrl-C right after the write
+            return path
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_command, "Checkpointer", KilledAfter30)
+        code, stderr = invoke("train", *AUTO, "--out", root / "killed")
+    assert code == 130, stderr
+    assert [int(path.stem.split("-")[1]) for path in list_checkpoints(root / "killed")] == [10, 20, 30]
+    assert not (root / "killed" / "result.json").exists()
+    return root, finished
+
+
+@pytest.fixture(scope="module")
+def resumed_midway(auto_runs):
+    """The interrupted run continued with --resume, after a kill -9 left the temporaries of cut writes."""
+    root, _ = auto_runs
+    killed = root / "killed"
+    for name in (".history.csv.k9w3x_.tmp", ".result.json.a1b2c3.tmp", ".checkpoint-000040.eqx.zz9.tmp"):
+        (killed / name).write_bytes(b"cut short by kill -9")
+    code, stderr = invoke("train", "--resume", killed)
+    return killed, code, stderr
+
+
+def test_resuming_a_finished_run_changes_nothing(auto_runs):
+    root, finished = auto_runs
+    folder = root / "straight"
+    summary = json.loads(finished["result.json"])
+    assert summary["stage_starts"] == [0, 20] and "learning_rate_search" in summary
+    for _ in range(2):
+        code, stderr = invoke("train", "--resume", folder)
+        assert code == 0, stderr
+        for name, content in finished.items():
+            assert (folder / name).read_bytes() == content, name
+    # Also from the final checkpoint file itself.
+    code, stderr = invoke("train", "--resume", latest_checkpoint(folder))
+    assert code == 0, stderr
+    assert (folder / "result.json").read_bytes() == finished["result.json"]
+
+
+def test_resuming_mid_run_keeps_the_stage_starts_and_the_learning_rate_search(auto_runs, resumed_midway):
+    _, finished = auto_runs
+    killed, code, stderr = resumed_midway
+    assert code == 0, stderr
+    expected = json.loads(finished["result.json"])
+    got = json.loads((killed / "result.json").read_text())
+    assert got["stage_starts"] == [0, 20]
+    assert got["learning_rate_search"] == expected["learning_rate_search"]
+    assert {key: value for key, value in got.items() if key not in TIMINGS} == \
+        {key: value for key, value in expected.items() if key not in TIMINGS}
+
+
+def test_no_temporaries_remain_after_a_resumed_run(resumed_midway):
+    killed, code, stderr = resumed_midway
+    assert code == 0, stderr
+    assert temporaries(killed) == []
+
+
+@pytest.fixture(scope="module")
+def two_widths(tmp_path_factory):
+    """Finished runs of width 8 and 16 (checkpoints at 10, 20, 30, 40 each)."""
+    root = tmp_path_factory.mktemp("widths")
+    for width in (8, 16):
+        code, stderr = invoke("train", "--width", width, *TINY, "--out", root / f"w{width}")
+        assert code == 0, stderr
+    return root
+
+
+def refused(folder: Path, path: Path, *fragments: str) -> None:
+    before = sorted(entry.name for entry in folder.iterdir())
+    code, stderr = invoke("train", "--resume", folder)
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert str(path) in lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert sorted(entry.name for entry in folder.iterdir()) == before  # nothing written, nothing removed
+
+
+def test_a_checkpoint_whose_step_differs_from_its_name_is_refused(tmp_path, two_widths):
+    folder = tmp_path / "run"
+    shutil.copytree(two_widths / "w16", folder)
+    for step in (30, 40):
+        (folder / f"checkpoint-0000{step}.eqx").unlink()
+    (folder / "result.json").unlink()
+    copied = folder / "checkpoint-000030.eqx"
+    shutil.copyfile(two_widths / "w8" / "checkpoint-000040.eqx", copied)  # really step 40 of the width-8 run
+    refused(folder, copied, "step 40", "000030")
+
+
+def test_a_checkpoint_of_another_configuration_than_its_folder_is_refused(tmp_path, two_widths):
+    folder = tmp_path / "run"
+    shutil.copytree(two_widths / "w16", folder)
+    (folder / "checkpoint-000040.eqx").unlink()
+    (folder / "result.json").unlink()
+    copied = folder / "checkpoint-000040.eqx"
+    shutil.copyfile(two_widths / "w8" / "checkpoint-000040.eqx", copied)  # name and step agree; the run does not
+    refused(folder, copied, "width: 8 here, 16 there", "checkpoint-000010.eqx")
+
+
+def test_a_checkpoint_of_another_configuration_than_the_result_is_refused(tmp_path, two_widths):
+    folder = tmp_path / "run"
+    shutil.copytree(two_widths / "w16", folder)
+    for path in list_checkpoints(folder):
+        path.unlink()
+    copied = folder / "checkpoint-000040.eqx"
+    shutil.copyfile(two_widths / "w8" / "checkpoint-000040.eqx", copied)
+    refused(folder, copied, "width: 8 here, 16 there", "result.json")

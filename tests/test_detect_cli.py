@@ -48,12 +48,24 @@ def test_json_output_is_one_object_with_the_transitions(tmp_path):
 
 
 def test_rel_l2_column_and_online_flag(tmp_path):
+    # The truth of _synthetic_log: the SNR drops at 150 and jumps at 20 000, where the error falls from 0.9 to
+    # 0.05 (18x, far past the detector's factor 2). The error is logged every 100 steps, and 20 000 is one of
+    # them: the first record of the fall is 20 000 itself, with no tolerance to give.
     path = tmp_path / "history.csv"
     _synthetic_log(path, with_error=True)
-    summary = json.loads(invoke(str(path), "--json", "--online").stdout)
+    result = invoke(str(path), "--json", "--online")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
     assert summary["online"] is True
-    assert summary["error_drop"] is not None  # the error fell at the jump and was used
-    assert summary["equilibrium_confirmed_at"] >= summary["equilibrium_start"]
+    assert summary["error_drop"] == 20_000, summary["reasons"]
+    assert None not in (summary["diffusion_start"], summary["equilibrium_start"], summary["diffusion_confirmed_at"],
+                        summary["equilibrium_confirmed_at"]), summary["reasons"]
+    # The onsets, as in test_json_output_is_one_object_with_the_transitions: within x2 of 150, x1.5 of 20 000.
+    assert 75 <= summary["diffusion_start"] <= 300, summary["reasons"]
+    assert 20_000 / 1.5 <= summary["equilibrium_start"] <= 20_000 * 1.5, summary["reasons"]
+    # Online, each transition is known only once it has happened, and by the last record (60 000) at the latest.
+    assert summary["diffusion_start"] <= summary["diffusion_confirmed_at"] <= 60_000
+    assert max(summary["equilibrium_start"], summary["error_drop"]) <= summary["equilibrium_confirmed_at"] <= 60_000
 
 
 def test_table_output(tmp_path):

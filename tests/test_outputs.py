@@ -405,3 +405,65 @@ def test_marker_records_the_run(tmp_path):
     claim.abandon()  # after commit: nothing happens
     assert read_marker(target)["state"] == "complete" and target.is_dir()
     assert time.strptime(marker["created"][:19], "%Y-%m-%dT%H:%M:%S")
+
+
+# ----- an old output made read-only -----
+
+
+def make_read_only(target: Path) -> None:
+    """``chmod -R a-w`` of an output: its files and its folders, the top one included."""
+    for folder, _, files in os.walk(target, topdown=False):
+        for name in files:
+            os.chmod(Path(folder) / name, 0o444)
+        os.chmod(folder, 0o555)
+
+
+def rmtree_as_a_user(real):
+    """``shutil.rmtree`` as it fails for anyone but root: a folder without write permission keeps its entries
+    (root is not stopped by permissions, so the tests, which run as root, emulate it)."""
+
+    def rmtree(path, ignore_errors=False, onerror=None):
+        for folder, names, _ in os.walk(path):
+            if not os.stat(folder).st_mode & stat.S_IWUSR:
+                if ignore_errors:
+                    return
+                raise PermissionError(13, "Permission denied", folder)
+            names[:] = [name for name in names if not os.path.islink(os.path.join(folder, name))]
+        real(path, ignore_errors=ignore_errors, onerror=onerror)
+
+    return rmtree
+
+
+def overwrite_read_only(tmp_path: Path) -> outputs.OutputClaim:
+    target = make_output(tmp_path / "cmp", files={"results.csv": "old\n", "histories/a.csv": "step\n"})
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "keep.txt").write_text("keep")
+    os.chmod(tmp_path / "elsewhere", 0o555)
+    os.symlink(tmp_path / "elsewhere", target / "histories" / "b.csv")  # never followed, never changed
+    make_read_only(target)
+    with claim_output(target, kind="compare", overwrite=True) as claim:
+        (claim.folder / "results.csv").write_text("new\n")
+        claim.commit()
+    assert (target / "results.csv").read_text() == "new\n"
+    assert (tmp_path / "elsewhere" / "keep.txt").read_text() == "keep"
+    assert stat.S_IMODE(os.stat(tmp_path / "elsewhere").st_mode) == 0o555
+    return claim
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+def test_overwrite_removes_an_old_output_made_read_only(tmp_path, monkeypatch, exchange):
+    if not exchange:
+        monkeypatch.setattr(outputs, "_exchange", lambda first, second: False)
+    if os.geteuid() == 0:
+        monkeypatch.setattr(outputs.shutil, "rmtree", rmtree_as_a_user(outputs.shutil.rmtree))
+    claim = overwrite_read_only(tmp_path)
+    assert claim.leftover is None
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cmp", "elsewhere"]  # no hidden old folder
+
+
+def test_an_old_output_that_cannot_be_removed_is_reported(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(outputs.shutil, "rmtree", lambda path, ignore_errors=False, onerror=None: None)
+    claim = overwrite_read_only(tmp_path)
+    assert claim.leftover is not None and claim.leftover.exists()
+    warnings = [record.getMessage() for record in caplog.records if record.name == "pinnkit.outputs"]
+    assert len(warnings) == 1 and str(claim.leftover) in warnings[0] and "\n" not in warnings[0], warnings

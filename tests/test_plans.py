@@ -124,7 +124,7 @@ def test_line_search_stages_take_their_own_reweighting_options():
                              residuals=jax.numpy.array([4.0, 1.0]))
     expected = 0.2 * (0.1 * jax.numpy.array([0.5, 1.0])) + 0.8 * jax.numpy.array([1.0, 0.25])
     assert jax.numpy.allclose(sample_weights(state), expected)
-    with pytest.raises(ValueError, match="line_search_reweight_options: gamma"):
+    with pytest.raises(ValueError, match=r"line_search_reweight_options \(--line-search-reweight-option\): gamma"):
         RunConfig(reweight="rba", optimizer="adam+lbfgs", line_search_reweight_options={"gamma": 1.5})
     with pytest.raises(ValueError, match="line_search_reweight_options given without"):
         RunConfig(line_search_reweight_options={"gamma": 0.5})

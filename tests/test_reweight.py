@@ -99,12 +99,28 @@ def test_weights_stay_in_bounds(sequence, eta, gamma, normalize, init):
     cap = eta / (1 - gamma)
     state = rba(6, eta=eta, gamma=gamma, normalize=normalize, init=init).init(None)
     transform = rba(6, eta=eta, gamma=gamma, normalize=normalize, init=init)
-    for residuals in sequence:
+    expected = np.zeros(6)
+    for step, residuals in enumerate(sequence):
         _, state = transform.update(None, state, residuals=residuals)
         weights = np.asarray(state.weights)
         assert np.all(np.isfinite(weights))
         assert np.all(weights >= 0)
         assert np.all(weights <= cap * (1 + 1e-6))
+        # And they are the paper's rule, in float64: lambda <- gamma lambda + eta q (init="residual": the first
+        # update sets lambda = min(1, cap) q, eta = 1 capped to keep the bound).
+        target = _numpy_target(residuals, normalize)
+        expected = min(1.0, cap) * target if init == "residual" and step == 0 else gamma * expected + eta * target
+        np.testing.assert_allclose(weights, expected, rtol=1e-5, atol=1e-6 * cap)
+
+
+def _numpy_target(residuals, normalize):
+    """The paper's q = |r| / max|r| (or (|r| - min|r|) / (max|r| - min|r|)), 0 for a batch without a span."""
+    magnitude = np.abs(np.asarray(residuals, np.float64))
+    offset = 0.0 if normalize == "max" else magnitude.min()
+    # XLA on CPU flushes subnormal floats to zero: so does this truth, for the differences it divides.
+    shifted = np.where(magnitude - offset >= np.finfo(np.float32).tiny, magnitude - offset, 0.0)
+    span = shifted.max()
+    return shifted / span if span > 0 else np.zeros_like(magnitude)
 
 
 @pytest.mark.parametrize("normalize, residuals", [("max", [0.0, 0.0, 0.0]), ("minmax", [2.0, -2.0, 2.0])])

@@ -14,10 +14,10 @@ import sys
 import threading
 import time
 import warnings
+from typing import NoReturn
 
 from pinnkit_cli.errors import (
     EXIT_BAD_INPUT,
-    EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_MEMORY,
     EXIT_TERMINATED,
@@ -25,9 +25,12 @@ from pinnkit_cli.errors import (
     CliExit,
     Terminated,
     UsageError,
+    internal_error,
     is_out_of_memory,
     one_line,
+    reset_work,
     signal_exit,
+    work_started,
 )
 
 __all__ = ["app", "main", "run_command"]  # noqa: F822 - app: built on first use (module __getattr__)
@@ -44,7 +47,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# "starting" while the console script imports its modules, then "running".
+# "starting" while the console script imports its modules, "running" while the command runs, then "finishing".
 _phase = ["starting"]
 # Held by whoever writes the last line and ends the process (so that exactly one line is written).
 _LAST_WORD = threading.Lock()
@@ -78,6 +81,8 @@ def _on_signal(signum, frame) -> None:
         _is_second_request(time.monotonic())  # records the first (unless the watcher thread saw it already)
     elif not _is_second_request(time.monotonic()):
         return  # the same request delivered twice (see REPEAT_WINDOW_S): the first one is being handled
+    if _phase[0] == "finishing":
+        return  # recorded: the last line and the exit code will say so (see _finish)
     if not first or _phase[0] == "starting":
         # A second Ctrl-C (or SIGTERM) while the first is being handled, or any while the modules are still
         # being imported: leave now. Nothing has been written yet in the second case, and an import cannot be
@@ -148,21 +153,38 @@ def main(argv: list[str] | None = None) -> None:
     for pattern in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     try:
-        code, message = _run(argv, compilation_cache=True)
-    except Exception as error:  # a bug: one line (and the traceback on request), its own exit code
-        if os.environ.get("PINNKIT_TRACEBACK"):
-            import traceback
+        try:
+            code, message = _run(argv, compilation_cache=True)
+        finally:
+            # From here on the handler only records a signal: raised now it could land anywhere in what is
+            # left (the last line, the exit itself), and be lost, printed as a traceback or kill the process.
+            _phase[0] = "finishing"
+    except BaseException as error:  # a signal that arrived as the command returned
+        code, message = _outcome_of(error)
+    _finish(code, message)
 
-            traceback.print_exc()
-        code, message = EXIT_INTERNAL, (f"internal error: {type(error).__name__}: {one_line(error)[:300]} "
-                                        "(a bug in pinnkit; PINNKIT_TRACEBACK=1 prints the traceback)")
+
+def _finish(code: int, message: str) -> NoReturn:
+    """Print the last line and end the process; a signal that has arrived by then decides the exit code."""
     _LAST_WORD.acquire()  # from here on, a second signal waits for this line (and the exit) instead
+    received = signal_exit()
+    if received is not None and code not in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        code, message = received[0], received[1] + _kept_suffix(message)
     _print_last(message)
-    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
-        # Skip the interpreter's teardown: XLA's threads may still be compiling, and tearing them down from
-        # under it crashes the process.
-        os._exit(code)
-    sys.exit(code)
+    received = signal_exit()
+    if received is not None and code not in (EXIT_INTERRUPTED, EXIT_TERMINATED) and not message:
+        # The signal came while the (empty) success line was being printed: the process still says so.
+        code = received[0]
+        _print_last(received[1])
+    # No interpreter teardown: it restores the default signal handlers (a signal then kills the process without
+    # a word), and XLA's threads may still be compiling (tearing them down from under it crashes the process).
+    os._exit(code)
+
+
+def _kept_suffix(message: str) -> str:
+    """The "; kept FOLDER ..." part of a command's last line, carried over when a signal overrides it."""
+    index = message.find("; kept ")
+    return message[index:] if index >= 0 else ""
 
 
 def run_command(argv: list[str] | None = None, *, compilation_cache: bool = False) -> int:
@@ -192,6 +214,7 @@ def _print_last(message: str) -> None:
 
 
 def _run(argv: list[str] | None, compilation_cache: bool) -> tuple[int, str]:
+    reset_work()
     try:
         # Everything that can take time, imports included, runs inside the handlers below.
         if compilation_cache:
@@ -216,7 +239,7 @@ def _run(argv: list[str] | None, compilation_cache: bool) -> tuple[int, str]:
             return received  # the command failed because of the signal (e.g. an import it broke)
         return error.code, error.message
     except BaseException as error:
-        return _exit_for(error)
+        return _outcome_of(error)
     received = signal_exit()
     if received is not None:
         # The signal's exception was swallowed (see errors.check_signals) and the command finished: what it
@@ -227,8 +250,12 @@ def _run(argv: list[str] | None, compilation_cache: bool) -> tuple[int, str]:
     return (code if isinstance(code, int) else 0), ""
 
 
-def _exit_for(error: BaseException) -> tuple[int, str]:
-    """The exit code and message for an exception that left a command (re-raised if it is a bug)."""
+def _outcome_of(error: BaseException) -> tuple[int, str]:
+    """The exit code and message for an exception that left a command.
+
+    Bad input (exit 2) is what the command rejects before its work starts (:func:`errors.begin_work`); the
+    same exception types raised later are internal errors (exit 70), like anything no other rule covers.
+    """
     received = signal_exit()
     if received is not None:
         return received  # whatever exception the signal became (during an import: an ImportError)
@@ -236,25 +263,32 @@ def _exit_for(error: BaseException) -> tuple[int, str]:
         return EXIT_INTERRUPTED, "interrupted"
     if isinstance(error, Terminated):
         return EXIT_TERMINATED, "terminated"
-    if isinstance(error, (UsageError, ValueError, TypeError)):
+    if isinstance(error, CliExit):
+        return error.code, error.message
+    if isinstance(error, UsageError):
         return EXIT_BAD_INPUT, f"error: {one_line(error)}"
     if is_out_of_memory(error):
         return EXIT_MEMORY, f"error: out of memory ({one_line(error)[:200]})"
-    if isinstance(error, OSError):
-        # Outside an output folder's guard (which turns write failures into exit 3): a path given on the
-        # command line that cannot be read.
-        name = error.filename
-        name = os.fsdecode(name) if isinstance(name, (str, bytes)) else str(name)
-        where = f" ({one_line(name)[:120]!r})" if error.filename is not None else ""
-        return EXIT_BAD_INPUT, f"error: {one_line(error.strerror or error)}{where}"
-    if isinstance(error, Exception):
-        import typer
+    if not work_started():
+        if isinstance(error, (ValueError, TypeError)):
+            return EXIT_BAD_INPUT, f"error: {one_line(error)}"
+        if isinstance(error, OSError):
+            # A path given on the command line that cannot be read (write failures inside an output folder
+            # are exit 3, see running.guarded).
+            name = error.filename
+            name = os.fsdecode(name) if isinstance(name, (str, bytes)) else str(name)
+            where = f" ({one_line(name)[:120]!r})" if error.filename is not None else ""
+            return EXIT_BAD_INPUT, f"error: {one_line(error.strerror or error)}{where}"
+    import typer
 
-        if isinstance(error, typer.Exit):
-            return error.exit_code, ""
-        if isinstance(error, typer.Abort):
-            return EXIT_INTERRUPTED, "interrupted"
-    raise error
+    if isinstance(error, typer.Exit):
+        return error.exit_code, ""
+    if isinstance(error, typer.Abort):
+        return EXIT_INTERRUPTED, "interrupted"
+    if not isinstance(error, Exception):
+        raise error  # SystemExit, GeneratorExit: not ours to report
+    report = internal_error(error)
+    return report.code, report.message
 
 
 def _parse_error_types() -> type[Exception]:

@@ -18,9 +18,19 @@ from pinnkit.compare import compare as run_comparison
 from pinnkit.engine import LogSchedule, Probes
 from pinnkit.optimizers import OPTIMIZERS, REWEIGHTINGS
 from pinnkit.outputs import claim_output
-from pinnkit.report import draw_figures, write_comparison
+from pinnkit.report import draw_figures, write_comparison, write_run
 from pinnkit.resources import check_fits
-from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, check_signals, fail
+from pinnkit_cli.errors import (
+    EXIT_DISK,
+    EXIT_DIVERGED,
+    CliExit,
+    begin_work,
+    check_signals,
+    fail,
+    one_line,
+    printable_path,
+    show_path,
+)
 from pinnkit_cli.options import parse_learning_rate, parse_list, parse_params, progress_bar, significant
 from pinnkit_cli.running import guarded, write_or_exit
 
@@ -132,6 +142,7 @@ def compare(
             fail(str(error))
 
     with guarded(make_claim) as claim:
+        claim.preserve("histories")  # a later failure (a figure, a full disk, Ctrl-C) keeps the finished runs
         runs_total = len(config.optimizers) * len(config.reweights)
         with progress_bar() as progress:
             overall = progress.add_task("comparison", total=runs_total * config.steps, status="")
@@ -142,17 +153,25 @@ def compare(
                 done[label] = step
                 progress.update(overall, completed=sum(done.values()), status=f"{label} step {step}/{total}")
 
-            runs = run_comparison(config, callback=advance)
-        write_or_exit(lambda: write_comparison(claim.folder, config, runs), claim,
-                      finished=f"the comparison finished ({_outcome(runs)}) but its results could not be saved",
-                      keep=())
+            def save(run) -> None:
+                write_or_exit(lambda: write_run(claim.folder, run), claim,
+                              finished=f"run {run.name} finished but could not be saved")
+
+            runs = run_comparison(config, callback=advance, on_run=save)
+        # Whatever fails now (a write, a figure), the runs' histories and results stay (see claim.preserve).
+        write_or_exit(lambda: write_comparison(claim.folder, config, runs, runs_written=True, figures=False),
+                      claim, finished=f"the comparison finished ({_outcome(runs)}) but its results could not all "
+                                      "be saved")
+        write_or_exit(lambda: draw_figures(claim.folder), claim,
+                      finished=f"the comparison finished ({_outcome(runs)}) and its results are saved, but not its "
+                               "figures (`pinnkit plot` on the kept folder draws them)")
         target = claim.commit()
     console = Console(width=max(TABLE_WIDTH, Console().width))
     table, note = results_table([run.row for run in runs], config)
     console.print(table)
     console.print(note, soft_wrap=False)
     console.print("Files (results.csv, summary.json, histories/, figures/) in:")
-    console.print(str(target), soft_wrap=True, highlight=False)
+    console.print(printable_path(target), soft_wrap=True, highlight=False, markup=False)
     if all(run.row["status"] != "completed" for run in runs):
         raise CliExit(EXIT_DIVERGED, "every run diverged")
 
@@ -182,29 +201,36 @@ def _default_out(problem: str) -> Path:
 
 
 def plot(folder: Path = typer.Argument(..., help="A folder written by `pinnkit compare`.")) -> None:
-    """Redraw the figures of a finished comparison."""
+    """Redraw the figures of a finished comparison: all of them, or none when an input is damaged.
+
+    Exit codes: 0 done, 2 bad input (figures/ unchanged), 3 a figure could not be written.
+    """
     try:
         is_folder = folder.is_dir()
     except OSError as error:  # a name too long for the file system, ...
-        fail(f"cannot read {str(folder)!r}: {error.strerror or error}")
+        fail(f"cannot read {show_path(folder)}: {error.strerror or error}")
     if not is_folder:
-        fail(f"{str(folder)!r} is not a folder")
+        fail(f"{show_path(folder)} is not a folder")
     for path in [folder / "results.csv", *sorted((folder / "histories").glob("*.csv"))]:
         _check_complete(path)
+    begin_work()  # the inputs are read and checked by draw_figures (ValueError); anything else is a bug
     try:
-        written = draw_figures(folder)
+        written = draw_figures(folder)  # reads and checks every input before it replaces any figure
     except (ValueError, KeyError) as error:
         fail(str(error))
-    except OSError as error:
-        fail(f"cannot redraw the figures of {str(folder)!r}: {error.strerror or error}")
+    except OSError as error:  # inputs that cannot be read are ValueErrors: this is a figure being written
+        raise CliExit(EXIT_DISK, f"error: cannot write the figures of {show_path(folder)}: "
+                                 f"{error.strerror or one_line(error)}") from None
     for path in written:
-        typer.echo(str(path))
+        typer.echo(printable_path(path))  # a newline or ESC in the folder's name must not reach the terminal
 
 
 def _check_complete(path: Path) -> None:
     """Exit 2 when a CSV file pinnkit wrote was cut short: every file it writes ends with a newline and has as
     many fields in each row as in its header (the readers accept a row cut short: its missing cells read as
     empty). Anything else wrong with the file is left to the reader to report."""
+    from pinnkit_cli.errors import show_path
+
     try:
         data = path.read_bytes()
     except OSError:
@@ -212,13 +238,13 @@ def _check_complete(path: Path) -> None:
     if not data:
         return
     if not data.endswith(b"\n"):
-        fail(f"{path} is truncated: its last line is incomplete")
+        fail(f"{show_path(path)} is truncated: its last line is incomplete")
     try:
         reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
         header = next(reader, [])
         for line, row in enumerate(reader, start=2):
             if row and len(row) != len(header):
-                fail(f"{path} is truncated or malformed at line {line}: {len(row)} fields, the header has "
+                fail(f"{show_path(path)} is truncated or malformed at line {line}: {len(row)} fields, the header has "
                      f"{len(header)}")
     except (UnicodeDecodeError, csv.Error):
         return

@@ -7,15 +7,18 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pinnkit import jsonio
 from pinnkit.diagnostics import read_error_log, read_gradient_log
 from pinnkit.diagnostics.transitions import history_phases
-from pinnkit_cli.errors import fail
+from pinnkit_cli.errors import begin_work, fail, printable_path
 
 
 def _print_table(file: Path, summary: dict) -> None:
-    table = Table(title=f"phases of {file.name}" + (" (online)" if summary["online"] else ""))
+    # The name is the user's: shown as it is (escaped), never read as rich markup.
+    title = Text(f"phases of {printable_path(file.name)}" + (" (online)" if summary["online"] else ""))
+    table = Table(title=title)
     table.add_column("transition")
     table.add_column("iteration", justify="right")
     table.add_column("evidence")
@@ -44,6 +47,7 @@ def detect(
         error_log = read_error_log(errors) if errors is not None else None
     except ValueError as error:
         fail(str(error))
+    begin_work()
     try:
         # The same function and configuration as `pinnkit train`/`compare` use on a run's history.
         phases = history_phases(log, online=online, errors=error_log)

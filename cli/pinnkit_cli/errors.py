@@ -16,7 +16,8 @@ code meaning
      process ends at once
 143  terminated (SIGTERM); as for 130
 70   an internal error (a bug in pinnkit): one line naming the exception; ``PINNKIT_TRACEBACK=1`` prints the
-     traceback too
+     traceback too. Any exception that no rule above covers, a ``ValueError`` or ``TypeError`` raised once the
+     work has started (:func:`begin_work`) included: bad input is rejected before that, by name
 ==== ===================================================================================================
 
 Every failure prints exactly one line on stderr (control characters escaped) and no traceback.
@@ -29,8 +30,8 @@ from typing import NoReturn
 
 __all__ = [
     "EXIT_BAD_INPUT", "EXIT_DISK", "EXIT_DIVERGED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MEMORY", "EXIT_OK",
-    "EXIT_TERMINATED", "CliExit", "Terminated", "UsageError", "check_signals", "fail", "is_out_of_memory",
-    "one_line", "signal_exit",
+    "EXIT_TERMINATED", "CliExit", "Terminated", "UsageError", "begin_work", "check_signals", "fail", "internal_error",
+    "is_out_of_memory", "one_line", "printable_path", "reset_work", "show_path", "signal_exit", "work_started",
 ]
 
 EXIT_OK = 0
@@ -44,6 +45,8 @@ EXIT_INTERNAL = 70
 
 # The signals (SIGINT, SIGTERM) the console script has received, first first; filled by its handler.
 SIGNALS_RECEIVED: list[int] = []
+# Whether the running command has started its work (see begin_work); reset for each command line.
+_WORK_STARTED: list[bool] = [False]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -81,6 +84,40 @@ def fail(message: str) -> NoReturn:
     raise CliExit(EXIT_BAD_INPUT, f"error: {one_line(message)}")
 
 
+def begin_work() -> None:
+    """Mark the end of input validation: from here on an exception is the program's fault, not the input's.
+
+    Before it, a ``ValueError``, ``TypeError`` or ``OSError`` that leaves a command is reported as bad input
+    (exit 2): it can only come from checking what the user gave. After it (an output folder is claimed, a file
+    has been read and is being processed) the same exceptions are internal errors (exit 70): a shape error
+    inside a training step is a ``TypeError`` too. Input problems found later are reported with :func:`fail`.
+    """
+    _WORK_STARTED[0] = True
+
+
+def work_started() -> bool:
+    """Whether :func:`begin_work` was called for the running command line."""
+    return _WORK_STARTED[0]
+
+
+def reset_work() -> None:
+    """A new command line starts in validation (called by the entry points)."""
+    _WORK_STARTED[0] = False
+
+
+def internal_error(error: BaseException, suffix: str = "") -> CliExit:
+    """The exit-70 report of ``error`` (a bug), with ``suffix`` (e.g. what was kept) appended; prints the
+    traceback on stderr first when ``PINNKIT_TRACEBACK`` is set."""
+    import os
+
+    if os.environ.get("PINNKIT_TRACEBACK"):
+        import traceback
+
+        traceback.print_exception(error)
+    return CliExit(EXIT_INTERNAL, f"internal error: {type(error).__name__}: {one_line(error)[:300]}{suffix} "
+                                  "(a bug in pinnkit; PINNKIT_TRACEBACK=1 prints the traceback)")
+
+
 def signal_exit() -> tuple[int, str] | None:
     """(exit code, message) when the console script has received SIGINT or SIGTERM, else None.
 
@@ -112,3 +149,26 @@ def is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, MemoryError):
         return True
     return type(error).__name__ in ("XlaRuntimeError", "JaxRuntimeError") and "RESOURCE_EXHAUSTED" in str(error)
+
+
+def show_path(path: object) -> str:
+    """A user's path for an error message: quoted, control characters escaped, a very long one cut to its head
+    and tail with its length stated (one rule for the library's messages and the CLI's:
+    :func:`pinnkit.outputs.show_path`)."""
+    from pinnkit.outputs import show_path as shown  # not at import time: errors.py is imported before JAX is
+
+    return shown(path)
+
+
+def printable_path(path: object) -> str:
+    """A path for a success line, unquoted and whole: control characters (newline, ESC, ...) and undecodable
+    bytes escaped as ``\\xNN``-style sequences, so that a name cannot move the cursor or recolour the terminal.
+
+    Example:
+        >>> print(printable_path("runs/a\\nb\\x1b[31m"))
+        runs/a\\nb\\x1b[31m
+    """
+    import os
+
+    text = os.fsdecode(path) if isinstance(path, bytes | os.PathLike) else str(path)
+    return "".join(character if character.isprintable() else ascii(character)[1:-1] for character in text)

@@ -10,18 +10,23 @@ from pathlib import Path
 
 from pinnkit.outputs import OutputClaim
 from pinnkit_cli.errors import (
+    EXIT_BAD_INPUT,
     EXIT_DISK,
     EXIT_INTERRUPTED,
     EXIT_MEMORY,
+    EXIT_OK,
     EXIT_TERMINATED,
     CliExit,
     Terminated,
+    begin_work,
+    internal_error,
     is_out_of_memory,
     one_line,
+    printable_path,
     signal_exit,
 )
 
-__all__ = ["guarded", "is_out_of_memory", "write_or_exit"]
+__all__ = ["describe_folder", "guarded", "is_out_of_memory", "write_or_exit"]
 
 # Write failures that are the environment's, not the user's input: a full disk or quota, a file-size limit, a
 # read-only or failing file system, no descriptors left.
@@ -44,25 +49,30 @@ def _is_write_failure(error: BaseException, claim: OutputClaim) -> bool:
 @contextlib.contextmanager
 def guarded(claim: OutputClaim | Callable[[], OutputClaim]) -> Iterator[OutputClaim]:
     """Run a command's work on a claimed output folder; on any failure abandon the claim (an empty new folder is
-    removed, an old output stays as it was, checkpoints are kept) and say in one line what happened.
+    removed, an old output stays as it was, what the claim keeps stays: checkpoints, finished runs) and say in
+    one line what happened and what was kept.
 
     ``claim`` may be a function that makes the claim: then an interrupt that arrives just after the folder was
-    claimed still abandons it (nothing is left behind). Yields the claim.
+    claimed still abandons it (nothing is left behind). The work starts once the folder is claimed
+    (:func:`pinnkit_cli.errors.begin_work`): an exception other than the ones named in
+    :mod:`pinnkit_cli.errors` is a bug from then on (exit 70). Yields the claim.
     """
     claim = claim() if callable(claim) else claim
+    begin_work()
     try:
         yield claim
+    except GeneratorExit:  # the context was dropped unfinished (a signal inside contextlib's own code)
+        claim.abandon()
+        raise
     except BaseException as error:
         write_failure = _is_write_failure(error, claim)  # before abandon() moves a kept staging folder
         claim.abandon()
-        kept = f"; kept {claim.kept}" if claim.kept is not None else ""
-        if claim.kept is not None and claim.kept != claim.target:
-            kept += f" ({claim.target} is unchanged)"
+        kept = _kept(claim)
         received = signal_exit()
         if received is not None and not (isinstance(error, CliExit) and error.code == received[0]):
             raise CliExit(received[0], f"{received[1]}{kept}") from None  # whatever the signal became
         if isinstance(error, CliExit):
-            if error.code == EXIT_DISK and kept:
+            if error.code not in (EXIT_BAD_INPUT, EXIT_OK) and kept and "; kept " not in error.message:
                 raise CliExit(error.code, error.message + kept) from None
             raise
         if isinstance(error, KeyboardInterrupt):
@@ -74,10 +84,49 @@ def guarded(claim: OutputClaim | Callable[[], OutputClaim]) -> Iterator[OutputCl
         if write_failure:
             raise CliExit(EXIT_DISK, f"error: cannot write to {str(claim.target)!r}: "
                                      f"{error.strerror or one_line(error)}{kept}") from None
+        if isinstance(error, Exception):
+            raise internal_error(error, kept) from None
         raise
     else:
         if claim.active:
             claim.abandon()
+
+
+def _kept(claim: OutputClaim) -> str:
+    """"; kept FOLDER (what it holds)" after an abandoned claim kept its folder, else ""."""
+    if claim.kept is None:
+        return ""
+    text = f"; kept {printable_path(claim.kept)}"
+    contents = describe_folder(claim.kept)
+    if contents:
+        text += f" (holding {contents})"
+    if claim.kept != claim.target:
+        text += f"; {printable_path(claim.target)} is unchanged"
+    return text
+
+
+def describe_folder(folder: Path, limit: int = 6) -> str:
+    """What a kept folder holds, briefly: its files, and its folders with a count, e.g.
+    ``checkpoint-000040.eqx, histories/ (3 files)``; the marker and temporaries are left out."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: (entry.is_dir(follow_symlinks=False), entry.name))
+    except OSError:
+        return ""
+    parts = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            try:
+                count = sum(1 for inner in os.scandir(entry.path) if not inner.name.startswith("."))
+            except OSError:
+                count = 0
+            parts.append(f"{entry.name}/ ({count} file{'s' if count != 1 else ''})")
+        else:
+            parts.append(entry.name)
+    if len(parts) > limit:
+        parts = parts[:limit] + [f"{len(parts) - limit} more"]
+    return one_line(", ".join(parts))
 
 
 def write_or_exit(write: Callable[[], object], claim: OutputClaim, *, finished: str = "",

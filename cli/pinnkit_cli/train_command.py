@@ -11,12 +11,12 @@ from rich.console import Console
 
 from pinnkit import jsonio
 from pinnkit.atomic import atomic_write_text
-from pinnkit.checkpoint import Checkpointer, CheckpointError, read_checkpoint_info
+from pinnkit.checkpoint import Checkpointer, CheckpointError, CheckpointInfo, check_folder, read_checkpoint_info
 from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import RunConfig, resolve_learning_rate, run, setup, summarize
 from pinnkit.outputs import OutputClaim, UnfinishedOutputError, claim_existing, claim_output
 from pinnkit.resources import check_fits
-from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, check_signals, fail
+from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, check_signals, fail, printable_path
 from pinnkit_cli.options import (
     parse_hold_every,
     parse_learning_rate,
@@ -97,7 +97,8 @@ def train(
         fail(f"--keep-checkpoints must be at least 1, got {keep_checkpoints}")
     resume_from = None
     if resume is not None:
-        config, folder, resume_from, saved_every = _resume_setup(ctx, resume)
+        config, resume_from, saved_every = _resume_setup(ctx, resume)
+        folder = resume_from.path.parent
         checkpoint_every = checkpoint_every or saved_every
     else:
         try:
@@ -141,26 +142,40 @@ def train(
         _train(config, claim, checkpoint_every, keep_checkpoints, resume_from)
 
 
-def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpoints, resume_from) -> None:
+def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpoints,
+           resume_from: CheckpointInfo | None) -> None:
     folder = claim.folder
     search = None
+    previous = None
+    if resume_from is not None:
+        # What the search found before the interrupt travels in the checkpoints (the config holds only its pick).
+        search = resume_from.extras.get("learning_rate_search")
+        previous = _previous_result(folder)
+        if (resume_from.step == config.steps and previous is not None and previous.get("steps") == config.steps
+                and (folder / "history.csv").is_file()):
+            # Finished and its results written: resuming it changes nothing.
+            _report(previous, claim.commit())
+            return
     if config.learning_rate == "auto":
         # Resolved before training, so that checkpoints store the learning rate the run trains with.
         import jax
 
         with jax.enable_x64(config.double_precision):
-            config, search = resolve_learning_rate(config, setup(config))
+            config, found = resolve_learning_rate(config, setup(config))
+        search = found.as_dict()
     hook = None
     if checkpoint_every:
         import jax
 
+        extras: dict[str, Any] = {"checkpoint_every": checkpoint_every}
+        if search is not None:
+            extras["learning_rate_search"] = search
         # The run's randomness is all drawn from this key at set-up; stored so a checkpoint is self-contained.
         hook = Checkpointer(
             folder, every=checkpoint_every, config=config, keep=keep_checkpoints,
-            key_data=jax.random.key(config.seed), extras={"checkpoint_every": checkpoint_every},
+            key_data=jax.random.key(config.seed), extras=extras,
             on_save=lambda path, history: history.to_csv(path.parent / "history.csv"),
         )
-    previous = _previous_result(folder) if resume_from is not None else None
     with progress_bar() as progress:
         task = progress.add_task(f"{config.problem} {config.optimizer} {config.reweight}", total=config.steps,
                                  status="")
@@ -169,7 +184,8 @@ def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpo
                 check_signals()  # a Ctrl-C whose KeyboardInterrupt was swallowed (see check_signals)
                 progress.update(task, completed=step, status=f"loss {row['loss']:.3e}  rel_l2 {row['rel_l2']:.3e}")
 
-            result = run(config, checkpoint=hook, resume_from=resume_from, callback=advance)
+            result = run(config, checkpoint=hook, resume_from=resume_from.path if resume_from else None,
+                         callback=advance)
         except CheckpointError as error:
             fail(str(error))
     diverged = result.status != "completed"
@@ -181,7 +197,7 @@ def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpo
         summary["compile_time_s"] = previous["compile_time_s"]  # a finished run resumed: nothing was compiled
     summary["config"] = config.to_dict()
     if search is not None:
-        summary["learning_rate_search"] = search.as_dict()
+        summary["learning_rate_search"] = search
     numbers = f"rel_l2 {significant(summary['rel_l2'])}, loss {significant(summary['final_loss'])}"
 
     def write_results() -> None:
@@ -193,15 +209,25 @@ def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpo
     write_or_exit(write_results, claim, finished=f"the run finished ({numbers})", keep=keep)
     target = claim.commit()
     if diverged:
-        kept = f"; last finite checkpoint {target / hook.last_path.name}" if hook is not None and hook.last_path \
+        kept = f"; last finite checkpoint {printable_path(target / hook.last_path.name)}" \
+            if hook is not None and hook.last_path \
             else ""
         raise CliExit(EXIT_DIVERGED, f"{result.status}; history up to step {result.steps} in "
-                                     f"{target / 'history.csv'}{kept}")
+                                     f"{printable_path(target / 'history.csv')}{kept}")
+    _report(summary, target)
+
+
+def _report(summary: dict[str, Any], target: Path) -> None:
+    """The closing line of a run (also of a finished run's summary read back, which JSON may have left a null)."""
+    def number(key: str, form: str) -> str:
+        value = summary.get(key)
+        return format(value, form) if isinstance(value, int | float) else "nan"
+
     Console(stderr=True).print(
-        f"{result.status}: {summary['steps']} steps ({summary['plan']}, {summary['precision']}), rel_l2 "
-        f"{summary['rel_l2']:.4e} (best {summary['best_rel_l2']:.4e}), loss {summary['final_loss']:.4e}, "
-        f"{summary['wall_time_s']:.1f} s (+{summary['compile_time_s']:.1f} s compile) -> {target}",
-        highlight=False, soft_wrap=True)
+        f"{summary.get('status')}: {summary.get('steps')} steps ({summary.get('plan')}, {summary.get('precision')}), "
+        f"rel_l2 {number('rel_l2', '.4e')} (best {number('best_rel_l2', '.4e')}), loss "
+        f"{number('final_loss', '.4e')}, {number('wall_time_s', '.1f')} s (+{number('compile_time_s', '.1f')} s "
+        f"compile) -> {printable_path(target)}", highlight=False, soft_wrap=True, markup=False)
 
 
 def _default_out(problem: str) -> Path:
@@ -215,13 +241,15 @@ def _default_out(problem: str) -> Path:
 
 def _previous_result(folder: Path) -> dict[str, Any] | None:
     try:
-        return jsonio.loads((folder / "result.json").read_text())
+        found = jsonio.loads((folder / "result.json").read_text())
     except (OSError, ValueError):
         return None
+    return found if isinstance(found, dict) else None
 
 
-def _resume_setup(ctx: typer.Context, resume: Path) -> tuple[RunConfig, Path, Path, Any]:
-    """The saved configuration, output folder, checkpoint file and checkpoint period of a run to resume."""
+def _resume_setup(ctx: typer.Context, resume: Path) -> tuple[RunConfig, CheckpointInfo, Any]:
+    """The saved configuration, the checkpoint (its folder is the output folder) and the checkpoint period of a run
+    to resume."""
     given = [name for name in ctx.params
              if name not in RESUME_OPTIONS and _source(ctx, name) in ("COMMANDLINE", "ENVIRONMENT")]
     if given:
@@ -239,10 +267,17 @@ def _resume_setup(ctx: typer.Context, resume: Path) -> tuple[RunConfig, Path, Pa
         config = RunConfig.from_dict(info.config)
     except (ValueError, TypeError) as error:
         fail(f"checkpoint {info.path} holds an invalid configuration: {error}")
+    # A checkpoint copied in from another run must not continue (or overwrite) this folder's run.
+    previous = _previous_result(info.path.parent)
+    result_config = previous.get("config") if previous is not None else None
+    try:
+        check_folder(info, expected={"result.json": result_config if isinstance(result_config, dict) else None})
+    except CheckpointError as error:
+        fail(str(error))
     saved_every = info.extras.get("checkpoint_every")
     if not isinstance(saved_every, int) or saved_every < 1:
         saved_every = None
-    return config, info.path.parent, info.path, saved_every
+    return config, info, saved_every
 
 
 def _source(ctx: typer.Context, name: str) -> str:

@@ -40,6 +40,7 @@ __all__ = [
     "CheckpointError",
     "Checkpointer",
     "CheckpointInfo",
+    "check_folder",
     "checkpoint_path",
     "list_checkpoints",
     "latest_checkpoint",
@@ -195,12 +196,18 @@ def save_checkpoint(
         archive.writestr(_META, meta)
         archive.writestr(_STATE, leaves.getvalue())
     body = buffer.getvalue()[:-_DIGEST]
-    with atomic_open(target, "wb") as stream:
-        stream.write(body + hashlib.sha256(body).hexdigest().encode())
-    if keep is not None:
-        for old in list_checkpoints(target.parent)[:-keep]:
-            if old != target:
-                old.unlink(missing_ok=True)
+    written = False
+    try:
+        with atomic_open(target, "wb") as stream:
+            stream.write(body + hashlib.sha256(body).hexdigest().encode())
+        written = True
+    finally:
+        # Also when an interrupt lands between the rename that makes the new checkpoint visible and this line:
+        # otherwise keep + 1 checkpoints stay behind.
+        if keep is not None and (written or target.is_file()):
+            for old in list_checkpoints(target.parent)[:-keep]:
+                if old != target:
+                    old.unlink(missing_ok=True)
     return target
 
 
@@ -314,7 +321,69 @@ def _read(path: str | os.PathLike) -> tuple[CheckpointInfo, bytes]:
         )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise CheckpointError(f"checkpoint {path} has an unreadable header: {error}") from None
+    named = _NAME.match(path.name)
+    if named and int(named.group(1)) != info.step:
+        # Renamed or copied in from another run: its name would put it at the wrong place among its neighbours.
+        raise CheckpointError(f"checkpoint {path} holds step {info.step}, not the step {int(named.group(1))} its "
+                              "name says (renamed, or copied from another run?)")
     return info, leaves
+
+
+def check_folder(info: CheckpointInfo, *, expected: Mapping[str, Mapping[str, Any] | None] | None = None) -> None:
+    """Refuse a checkpoint that is not of its folder's run (e.g. one copied in from another run).
+
+    Its configuration must equal that of every other readable checkpoint in its folder and every configuration in
+    ``expected`` (keyed by what holds it, e.g. ``{"result.json": summary["config"]}``; None values are skipped).
+    The other checkpoints' headers alone are read (not their leaves); an unreadable one is skipped: it is not the
+    one to be loaded.
+
+    Raises:
+        CheckpointError: naming the file, what it disagrees with and the first differing setting.
+
+    Example:
+        >>> import tempfile, jax.numpy as jnp
+        >>> folder = tempfile.mkdtemp()
+        >>> _ = save_checkpoint(folder, step=1, model={"w": jnp.ones(1)}, opt_state=(), config={"seed": 1})
+        >>> _ = save_checkpoint(folder, step=2, model={"w": jnp.ones(1)}, opt_state=(), config={"seed": 2})
+        >>> try:
+        ...     check_folder(read_checkpoint_info(folder))
+        ... except CheckpointError as error:
+        ...     print(str(error).split(" was ")[1])
+        saved from another configuration than checkpoint-000001.eqx beside it (seed: 2 here, 1 there)
+    """
+    others: list[tuple[str, Any]] = []
+    for path in list_checkpoints(info.path.parent):
+        if path.resolve() != info.path.resolve():
+            config = _header_config(path)
+            if config is not _UNREADABLE:
+                others.append((f"{path.name} beside it", config))
+    others += [(name, _config_dict(config)) for name, config in (expected or {}).items() if config is not None]
+    for name, config in others:
+        if config != info.config:
+            raise CheckpointError(f"checkpoint {info.path} was saved from another configuration than {name} "
+                                  f"({_difference(info.config, config)})")
+
+
+_UNREADABLE = object()
+
+
+def _header_config(path: Path) -> Any:
+    """The configuration in a checkpoint's header (zipfile checks the member's CRC), or ``_UNREADABLE``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            header = jsonio.loads(archive.read(_META))
+        return header["config"]
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, TypeError):
+        return _UNREADABLE
+
+
+def _difference(here: Mapping[str, Any] | None, there: Mapping[str, Any] | None) -> str:
+    if here is None or there is None:
+        return "one of them stores no configuration"
+    for name in sorted(set(here) | set(there)):
+        if here.get(name) != there.get(name):
+            return f"{name}: {here.get(name)!r} here, {there.get(name)!r} there"
+    return "configurations differ"
 
 
 def _shape_checker(path: Path):

@@ -19,7 +19,7 @@ import numpy as np
 from pinnkit.engine import LogSchedule, Probes, TrainResult
 from pinnkit.experiment import RunConfig, Setup, resolve_learning_rate, run_stacked, setup, summarize
 from pinnkit.history import History
-from pinnkit.optimizers import FIRST_ORDER_OPTIMIZERS, REWEIGHTINGS
+from pinnkit.optimizers import FIRST_ORDER_OPTIMIZERS, REWEIGHTINGS, check_reweighting_options, reweighting_options
 from pinnkit.plans import parse_plan
 
 __all__ = ["CompareConfig", "CompareRun", "PRESETS", "aggregate", "compare", "preset"]
@@ -90,6 +90,7 @@ class CompareConfig:
         for name in self.reweights:
             if name not in REWEIGHTINGS:
                 raise ValueError(f"unknown reweighting {name!r}; choose from {list(REWEIGHTINGS)}")
+        self._check_reweight_options()
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds <= 0:
             raise ValueError(f"seeds must be a positive integer, got {self.seeds!r}")
         used_switch = False
@@ -103,6 +104,32 @@ class CompareConfig:
         for plan in self.optimizers:
             for reweight in self.reweights:
                 self.run_config(plan, reweight)  # validates every run of the grid up front
+
+    def _check_reweight_options(self) -> None:
+        """Every option must be taken by every reweighting of the grid but "none" (which drops them): an option
+        none of them takes would be silently ignored."""
+        if not isinstance(self.reweight_options, Mapping):
+            raise TypeError(f"reweight_options must be a mapping, got {type(self.reweight_options).__name__}")
+        if not self.reweight_options:
+            return
+        reweighting = [name for name in self.reweights if name != "none"]
+        for option in self.reweight_options:
+            if any(option in reweighting_options(name) for name in reweighting):
+                continue
+            parts = [f"--reweight-option {option}: no reweighting in the list ({', '.join(self.reweights)}) takes it"]
+            if not reweighting:
+                parts.append("'none' takes no options")
+            elif len(reweighting) == 1:
+                parts.append(f"{reweighting[0]}'s options are {', '.join(reweighting_options(reweighting[0]))}")
+            elsewhere = [name for name in REWEIGHTINGS[1:] if option in reweighting_options(name)]
+            if elsewhere:
+                parts.append(f"it is an option of {', '.join(elsewhere)}")
+            raise ValueError("; ".join(parts))
+        for name in reweighting:
+            try:
+                check_reweighting_options(name, self.reweight_options)
+            except TypeError as error:
+                raise ValueError(f"{error} (every reweighting in the list must take it)") from None
 
     def run_config(self, optimizer: str, reweight: str, seed: int = 0) -> RunConfig:
         """The configuration of one run of the grid (``learning_rate="auto"`` applies to plans with a first-order
@@ -166,12 +193,15 @@ def run_name(problem: str, optimizer: str, reweight: str, seed: int) -> str:
     return f"{problem}_{safe}_{reweight}_seed{seed}"
 
 
-def compare(config: CompareConfig, *, callback: Callable[[str, int, int], Any] | None = None) -> list[CompareRun]:
+def compare(config: CompareConfig, *, callback: Callable[[str, int, int], Any] | None = None,
+            on_run: Callable[[CompareRun], Any] | None = None) -> list[CompareRun]:
     """Run the whole grid.
 
     Args:
         config: the grid.
         callback: called as ``callback(run_label, step, total_steps)`` as runs progress.
+        on_run: called with each :class:`CompareRun` as soon as it has finished (e.g. to save it at once, so
+            that a later failure loses no finished run).
 
     Returns:
         One :class:`CompareRun` per (plan, reweighting, seed), in grid order.
@@ -205,7 +235,10 @@ def compare(config: CompareConfig, *, callback: Callable[[str, int, int], Any] |
                 row = summarize(run_config, result, seed=seed)
                 if search is not None:
                     row["learning_rate_search"] = search.as_dict()
-                runs.append(CompareRun(run_name(config.problem, plan, reweight, seed), row, result.history, result))
+                finished = CompareRun(run_name(config.problem, plan, reweight, seed), row, result.history, result)
+                runs.append(finished)
+                if on_run is not None:
+                    on_run(finished)
     return runs
 
 

@@ -27,6 +27,7 @@ from pinnkit.optimizers import (
     LINE_SEARCH_OPTIMIZERS,
     REWEIGHTINGS,
     SCHEDULES,
+    check_reweighting_options,
     make_reweighting,
 )
 from pinnkit.plans import PlanSpec, build_plan, parse_plan
@@ -182,11 +183,14 @@ class RunConfig:
         if self.reweight != "none":
             make_reweighting(self.reweight, self.points, **dict(self.reweight_options))
             if self.line_search_reweight_options:
+                check_reweighting_options(self.reweight, self.line_search_reweight_options,
+                                          flag="--line-search-reweight-option")
                 try:
                     make_reweighting(self.reweight, self.points,
                                      **{**self.reweight_options, **self.line_search_reweight_options})
-                except (TypeError, ValueError) as error:
-                    raise type(error)(f"line_search_reweight_options: {error}") from None
+                except (TypeError, ValueError) as error:  # a value out of range, with the merged options
+                    raise type(error)(f"line_search_reweight_options (--line-search-reweight-option): {error}") \
+                        from None
         else:
             for name in ("reweight_options", "line_search_reweight_options"):
                 if getattr(self, name):
@@ -255,10 +259,24 @@ def _keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     return model_key, points_key, snr_key
 
 
+def _drawn_in_float64(draw: Callable[[Any], Any], dtype) -> Any:
+    """``draw(jnp.float64)`` made under ``jax.enable_x64(True)``, its float array leaves then cast to ``dtype``.
+
+    Every random draw of a run's set-up goes through here, so that a float32 and a float64 run of one seed start
+    from the same network and points (float32: the float64 draw rounded), whatever precision JAX is in.
+    """
+    target = jnp.dtype(dtype if dtype is not None else jnp.zeros(()).dtype)
+    with jax.enable_x64(True):
+        tree = draw(jnp.float64)
+        return jax.tree_util.tree_map(
+            lambda leaf: leaf.astype(target) if eqx.is_inexact_array(leaf) else leaf, tree)
+
+
 def setup(config: RunConfig) -> Setup:
     """The problem, points, reference and SNR key of a config (points and batches from ``config.seed``).
 
-    Call it inside ``jax.enable_x64(config.double_precision)``, as :func:`run` does.
+    Call it inside ``jax.enable_x64(config.double_precision)``, as :func:`run` does. The points are drawn in
+    float64 whatever the precision, then cast: a float32 run gets the float64 run's points, rounded.
 
     Example:
         >>> built = setup(RunConfig(steps=10, points=200, probes=Probes(snr_batches=10)))
@@ -268,7 +286,8 @@ def setup(config: RunConfig) -> Setup:
     problem = problems.get(config.problem, **dict(config.problem_params))
     dtype = jnp.float64 if config.double_precision else jnp.float32
     _, points_key, snr_key = _keys(config.seed)
-    points = problem.sample(points_key, config.points, method=config.sampling, dtype=dtype)
+    points = _drawn_in_float64(
+        lambda wide: problem.sample(points_key, config.points, method=config.sampling, dtype=wide), dtype)
     return Setup(problem, points, problem.reference(), snr_key, dtype)
 
 
@@ -293,6 +312,9 @@ def model_for(config: RunConfig, problem: Problem, key: jax.Array, dtype=None):
 def init_models(config: RunConfig, problem: Problem, seeds: Sequence[int], dtype=None):
     """K networks of one architecture, initialised from ``seeds`` (the model key of each seed's run), stacked.
 
+    The networks are drawn in float64 whatever ``dtype``, then cast to it: one seed, one initial network (rounded
+    for float32).
+
     Returns:
         ``(model, params)``: one model (the structure) and the K models' parameters along a leading axis.
 
@@ -305,7 +327,8 @@ def init_models(config: RunConfig, problem: Problem, seeds: Sequence[int], dtype
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must not be empty")
-    models = [model_for(config, problem, _keys(seed)[0], dtype) for seed in seeds]
+    models = [_drawn_in_float64(lambda wide, seed=seed: model_for(config, problem, _keys(seed)[0], wide), dtype)
+              for seed in seeds]
     params = [eqx.filter(model, eqx.is_inexact_array) for model in models]
     return models[0], jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *params)
 
@@ -390,9 +413,12 @@ def run(
         config, _ = resolve_learning_rate(config, built)
         stacked_checkpoint = None
         if checkpoint is not None:
+            # The model's structure (its constants) is drawn once, not at every checkpoint.
+            static = eqx.filter(init_models(config, built.problem, [config.seed], built.dtype)[0],
+                                eqx.is_inexact_array, inverse=True)
+
             def stacked_checkpoint(step, params, opt_state, histories):
-                model, _ = init_models(config, built.problem, [config.seed], built.dtype)
-                whole = eqx.combine(_unstack(params, 0), eqx.filter(model, eqx.is_inexact_array, inverse=True))
+                whole = eqx.combine(_unstack(params, 0), static)
                 return checkpoint(step, whole, _unstack(opt_state, 0), histories[0])
 
         if resume_from is None:
@@ -405,7 +431,8 @@ def run(
             wall = history.last(columns.WALL_TIME) if len(history) else 0.0
             compile_time = float(saved.extras.get("compile_time_s", 0.0) or 0.0)
             return TrainResult(saved.model, saved.opt_state, history, "completed", saved.step,
-                               wall if math.isfinite(wall) else 0.0, compile_time, built.points)
+                               wall if math.isfinite(wall) else 0.0, compile_time, built.points,
+                               _stage_starts(config, saved.step, history))
         stack = lambda tree: jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], tree)
         (result,) = run_stacked(
             config, built, [config.seed], callback=callback, checkpoint=stacked_checkpoint,
@@ -431,6 +458,14 @@ def initial_state(config: RunConfig, stage: int = 0):
                       line_search_reweight_options=config.line_search_reweight_options,
                       learning_rate=config.learning_rate, schedule=config.schedule)
     return model, plan.stages[stage].optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+
+
+def _stage_starts(config: RunConfig, step: int, history) -> tuple[int, ...]:
+    """Where the stages of a run that stands at ``step`` began, as training reports them (from its history)."""
+    from pinnkit.engine.loop import _resume_position
+
+    plan = build_plan(config.plan_spec(), reweight="none", hold_every=config.hold_every)
+    return tuple(_resume_position(plan, plan.lengths(config.steps), step, history)[1])
 
 
 def _load_resume_state(config: RunConfig, built: Setup, resume_from):

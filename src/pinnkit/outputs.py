@@ -9,7 +9,8 @@ marker, so a second run can tell that the folder is in use; a run that was kille
 Rules (see :func:`claim_output`):
 
 * pinnkit never claims as a new or replaced output the current folder, one of its ancestors, the root or the
-  home folder (resuming in place with :func:`claim_existing` removes nothing and may use any pinnkit output).
+  home folder (resuming in place with :func:`claim_existing` removes nothing but the temporaries of writes cut
+  short, and may use any pinnkit output).
 * A folder that exists is only replaced when asked (``overwrite``) and when it is a pinnkit output of the same
   kind that holds nothing but the files pinnkit writes there (:data:`KNOWN_ENTRIES`), that no other run holds
   locked, and (with ``protect``) that holds nothing an unfinished run needs (checkpoints, say).
@@ -43,9 +44,11 @@ import ctypes
 import errno
 import fnmatch
 import json
+import logging
 import os
 import shutil
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -72,6 +75,9 @@ __all__ = [
     "read_marker",
 ]
 
+# Warnings of this module: without a logging configuration, Python prints them as one line on stderr.
+_LOG = logging.getLogger(__name__)
+
 MARKER = ".pinnkit-output"
 """The name of the marker file of a pinnkit output folder."""
 
@@ -79,7 +85,7 @@ KNOWN_ENTRIES: dict[str, tuple[str, ...]] = {
     "train": ("history.csv", "result.json", "checkpoint-*.eqx", ".*.tmp"),
     "compare": (
         "results.csv", "summary.json", ".*.tmp",
-        "histories/", "histories/*.csv", "histories/.*.tmp",
+        "histories/", "histories/*.csv", "histories/*.json", "histories/.*.tmp",
         "arrays/", "arrays/*.npz", "arrays/.*.tmp",
         "figures/", "figures/*.png", "figures/.*.tmp",
     ),
@@ -88,6 +94,8 @@ KNOWN_ENTRIES: dict[str, tuple[str, ...]] = {
 component at a time; a pattern ending in ``/`` names a folder, whose entries need patterns of their own)."""
 
 _TEMPORARY = ".*.tmp"
+# How a message says to replace a folder: the keyword argument, and the CLI flag that sets it.
+_PASS_OVERWRITE = "pass overwrite=True (--overwrite) to replace it"
 _MARKER_VERSION = 1
 _MARKER_BLOCK = 1024  # the marker is rewritten in place, padded to a whole number of blocks
 
@@ -109,9 +117,31 @@ class UnfinishedOutputError(ValueError):
         self.state = state
 
 
+PATH_LIMIT = 160
+"""The longest path a message shows whole (characters); a longer one is shown by its head and tail."""
+
+
+def show_path(path: Any, limit: int = PATH_LIMIT) -> str:
+    """A user's path for a one-line message: quoted, with control characters, NUL bytes and undecodable bytes
+    escaped (``repr``); one longer than ``limit`` characters is cut to its head and tail, its length stated (a
+    5,000-character path would bury the message).
+
+    Example:
+        >>> print(show_path("runs/a\\nb"))
+        'runs/a\\nb'
+        >>> print(show_path("/x" * 200, limit=20))
+        '/x/x/x/x/x\u2026x/x/x/x/x' (400 characters)
+    """
+    text = os.fsdecode(path) if isinstance(path, bytes | os.PathLike) else str(path)
+    if len(text) <= limit:
+        return repr(text)
+    head = limit // 2
+    return f"{text[:head] + chr(0x2026) + text[head - limit + 1:]!r} ({len(text)} characters)"
+
+
 def _show(path: Any) -> str:
-    """A path for a message: quoted, control characters and NUL bytes escaped."""
-    return repr(os.fsdecode(path) if isinstance(path, bytes | os.PathLike) else str(path))
+    """A path for a message (see :func:`show_path`)."""
+    return show_path(path)
 
 
 class OutputClaim:
@@ -130,7 +160,8 @@ class OutputClaim:
             place).
         folder: where to write now: ``target``, or the staging folder of an overwrite.
         state: "running", then "complete" after :meth:`commit` or "interrupted"/"removed" after :meth:`abandon`.
-        leftover: after an overwrite commit, the old folder if it could not be removed completely, else None.
+        leftover: after an overwrite commit, the old folder if it could not be removed completely (a warning on
+            the ``pinnkit.outputs`` logger names it), else None.
         kept: after :meth:`abandon`, the folder that holds what the claim kept (the target, or the renamed
             staging folder of an overwrite), else None.
     """
@@ -151,6 +182,7 @@ class OutputClaim:
         self._created_parents = list(created_parents)
         self._known = tuple(known)
         self._protect = tuple(protect)
+        self._preserve: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"OutputClaim({_show(self.target)}, kind={self.kind!r}, mode={self.mode!r}, state={self.state!r})"
@@ -196,14 +228,23 @@ class OutputClaim:
             _sync(self.folder)
             old = self._swap()
             self.folder = self.target
-            shutil.rmtree(old, ignore_errors=True)
-            if os.path.lexists(old):
+            if not _remove_tree(old):
+                # The new output is in place and complete: a failure now is no reason to fail the run, but the
+                # old content is still taking space under a hidden name, so say where (one line, see _LOG).
                 self.leftover = old
+                _LOG.warning("warning: the old content of %s could not be removed completely; it is in %s (remove "
+                             "it yourself)", _show(self.target), _show(old))
         else:
             self._marker.update(state="complete")
         self.state = "complete"
         self._release()
         return self.target
+
+    def preserve(self, *patterns: str) -> None:
+        """Keep finished results when the claim is abandoned: a staging folder with a top-level entry matching
+        one of ``patterns`` is kept as ``protect`` entries are (see :meth:`abandon`), without making an old
+        folder that holds them irreplaceable (e.g. ``preserve("histories")``: a comparison's finished runs)."""
+        self._preserve = (*self._preserve, *patterns)
 
     def abandon(self) -> None:
         """Give up after a failure or an interrupt; releases the lock. Calling it again is a no-op.
@@ -233,7 +274,7 @@ class OutputClaim:
             return
         try:
             if self.mode == "overwrite":
-                if not _holds(self.folder, self._protect):
+                if not _holds(self.folder, self._protect + self._preserve):
                     shutil.rmtree(self.folder, ignore_errors=True)
                     self.state = "removed"
                 else:
@@ -403,7 +444,8 @@ def claim_output(path: str | os.PathLike, *, kind: str, overwrite: bool = False,
       then its marker, whose lock is held until the claim ends. ``claim.folder`` is the target.
     * existing path, in this order: "exists and is in use by another pinnkit run (pid N)" while another run
       holds its lock (:class:`OutputInUseError`); an unfinished run's files (:class:`UnfinishedOutputError`,
-      see ``protect``); without ``overwrite``: "exists; pass overwrite" (or why overwrite would not help).
+      see ``protect``); without ``overwrite``: "exists; pass overwrite=True (--overwrite)" (or why overwrite
+      would not help).
     * existing path with ``overwrite``: only a pinnkit output of the same kind whose entries all match
       ``known`` is replaced. The new content goes to a staging folder created in the target's real parent
       (``claim.folder``); :meth:`OutputClaim.commit` swaps it in.
@@ -438,7 +480,7 @@ def claim_output(path: str | os.PathLike, *, kind: str, overwrite: bool = False,
         >>> claim_output(target, kind="train")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: output folder '...one' exists; pass overwrite to replace it
+        ValueError: output folder '...one' exists; pass overwrite=True (--overwrite) to replace it
     """
     patterns = _patterns(kind, known)
     if isinstance(protect, str):
@@ -454,6 +496,8 @@ def claim_output(path: str | os.PathLike, *, kind: str, overwrite: bool = False,
 
 def claim_existing(path: str | os.PathLike, *, kind: str) -> OutputClaim:
     """Claim a pinnkit output folder to go on writing in place (e.g. to resume training from its checkpoints).
+
+    Temporaries (``.*.tmp``, at any depth) left by a writer that was killed are removed once the lock is held.
 
     Args:
         path: the folder; it must hold a marker of this kind.
@@ -487,6 +531,8 @@ def claim_existing(path: str | os.PathLike, *, kind: str) -> OutputClaim:
     except BaseException:
         marker.close()
         raise
+    # The lock is ours: no write of another run goes on here, so any temporary is a write cut short by a kill.
+    _remove_temporaries(target)
     return OutputClaim(path=given, target=target, kind=kind, mode="existing", folder=target, marker=marker)
 
 
@@ -625,8 +671,8 @@ def _claim_fresh(given: Path, target: Path, kind: str, patterns: tuple[str, ...]
         try:
             os.mkdir(target, 0o777)
         except FileExistsError:
-            raise ValueError(f"output folder {_show(given)} exists (another process created it just now); pass "
-                             "overwrite to replace it") from None
+            raise ValueError(f"output folder {_show(given)} exists (another process created it just now); "
+                             f"{_PASS_OVERWRITE}") from None
     except OSError as error:
         undo()
         raise ValueError(f"cannot create output folder {_show(given)}: {error.strerror or error}") from None
@@ -676,12 +722,12 @@ def _refuse_existing(given: Path, target: Path, kind: str, protect: tuple[str, .
         if data.get("kind") != kind:
             raise ValueError(f"output folder {_show(given)} exists and holds a pinnkit {data.get('kind')!r} "
                              "output; choose another folder") from None
-        raise ValueError(f"output folder {_show(given)} exists; pass overwrite to replace it") from None
+        raise ValueError(f"output folder {_show(given)} exists; {_PASS_OVERWRITE}") from None
     try:
         _check_finished(marker, target, given, protect)
     finally:
         marker.close()
-    raise ValueError(f"output folder {_show(given)} exists; pass overwrite to replace it")
+    raise ValueError(f"output folder {_show(given)} exists; {_PASS_OVERWRITE}")
 
 
 def _check_finished(marker: _Marker, target: Path, given: Path, protect: tuple[str, ...]) -> None:
@@ -920,6 +966,87 @@ def _remove_temporaries(folder: Path) -> None:
                     os.unlink(path)
                 except OSError:
                     pass
+
+
+def _remove_tree(folder: Path) -> bool:
+    """Delete ``folder``, an old output pinnkit owns, even where its folders were made read-only (``chmod -R a-w``
+    stops the removal of their entries for anyone but root); True when it is gone.
+
+    Symbolic links are removed, never followed: ``shutil.rmtree`` does not follow them, and the folders made
+    writable are opened with ``O_NOFOLLOW`` from their parent's descriptor.
+    """
+    shutil.rmtree(folder, ignore_errors=True)
+    if not os.path.lexists(folder):
+        return True
+    try:
+        top = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except PermissionError:
+        try:
+            parent = os.open(folder.parent, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return False
+        try:
+            top = _open_unreadable(folder.name, parent)
+        finally:
+            os.close(parent)
+        if top is None:
+            return False
+    except OSError:
+        return False
+    try:
+        _make_writable(top)
+    finally:
+        os.close(top)
+    shutil.rmtree(folder, ignore_errors=True)
+    return not os.path.lexists(folder)
+
+
+def _make_writable(descriptor: int, depth: int = 0) -> None:
+    """Give the owner write and search permission on the folder open as ``descriptor`` and the folders below it;
+    errors are ignored (what stays is reported as left over)."""
+    try:
+        mode = stat.S_IMODE(os.fstat(descriptor).st_mode)
+        if mode & stat.S_IRWXU != stat.S_IRWXU:
+            os.fchmod(descriptor, mode | stat.S_IRWXU)
+        names = [entry.name for entry in os.scandir(descriptor) if entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    if depth > 64:  # deeper than anything pinnkit writes
+        return
+    for name in names:
+        try:
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=descriptor)
+        except PermissionError:
+            child = _open_unreadable(name, descriptor)
+            if child is None:
+                continue
+        except OSError:
+            continue
+        try:
+            _make_writable(child, depth + 1)
+        finally:
+            os.close(child)
+
+
+def _open_unreadable(name: str, parent: int) -> int | None:
+    """Open the folder ``name`` (in ``parent``) that its owner made unreadable (``chmod a-rwx``) after giving the
+    owner read and search permission again; None where that is not possible. Linux: the folder is opened as a
+    path only (``O_PATH``, never following a link) and changed through its ``/proc/self/fd`` entry, so that the
+    change reaches that folder and nothing a link points to."""
+    flag = getattr(os, "O_PATH", 0)
+    if not flag or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        handle = os.open(name, flag | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    except OSError:
+        return None
+    try:
+        os.chmod(f"/proc/self/fd/{handle}", stat.S_IMODE(os.fstat(handle).st_mode) | stat.S_IRWXU)
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    except OSError:
+        return None
+    finally:
+        os.close(handle)
 
 
 def _holds(folder: Path, patterns: Sequence[str]) -> bool:

@@ -51,13 +51,16 @@ class Probes:
     information_points: int = 2048
 
     def __post_init__(self) -> None:
+        # snr_batches is the CLI's --snr-batches: its messages name the flag too.
         for name, minimum in (("snr_batches", 0), ("homogeneity_bins", 1), ("information_every", 0),
                               ("information_points", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+                label = "snr_batches (--snr-batches)" if name == "snr_batches" else name
+                raise ValueError(f"{label} must be an integer >= {minimum}, got {value!r}")
         if self.snr_batches == 1:
-            raise ValueError("snr_batches must be 0 (off) or at least 2: one batch has no spread, its SNR is infinite")
+            raise ValueError("snr_batches (--snr-batches) must be 0 (off) or at least 2: one batch has no spread, "
+                             "its SNR is infinite")
         if not isinstance(self.batch_constraints, bool):
             raise TypeError(f"batch_constraints must be a bool, got {self.batch_constraints!r}")
 

@@ -43,7 +43,7 @@ class LogSchedule:
     dense_every: int = 2
 
     def __post_init__(self) -> None:
-        _check_int("every", self.every, 1)
+        _check_int("every (--log-every)", self.every, 1)  # the CLI flag too: a command-line user sees what to change
         _check_int("dense_until", self.dense_until, 0)
         _check_int("dense_every", self.dense_every, 1)
 
