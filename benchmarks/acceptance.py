@@ -24,6 +24,13 @@ from pathlib import Path
 
 from _machine import log, stamp, write
 
+# What its numbers depend on (docs/render.py warns when these changed after the result's commit):
+# the CLI's train command and the training stack behind it.
+MEASURES = ("src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py", "src/pinnkit/derivatives.py",
+            "src/pinnkit/problems", "src/pinnkit/reference", "src/pinnkit/optimizers.py", "src/pinnkit/plans.py",
+            "src/pinnkit/quasi_newton.py", "src/pinnkit/reweight.py", "src/pinnkit/sampling.py",
+            "src/pinnkit/lr_search.py", "cli/pinnkit_cli")
+
 ARGS = ["train", "--problem", "burgers", "--optimizer", "adam+ssbroyden", "--switch-step", "1000", "--steps", "6000",
         "--float64", "--width", "20", "--depth", "8", "--points", "4000"]
 THRESHOLD = 1e-3

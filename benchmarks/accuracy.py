@@ -53,6 +53,14 @@ from pinnkit.sampling import Resampling
 from pinnkit_cli.errors import CliExit
 from pinnkit_cli.options import parse_params
 
+# What its numbers depend on (docs/render.py warns when these changed after the result's commit):
+# the training stack, the SNR probes (RBA's coupling reads them) and the CLI's option parser.
+MEASURES = ("src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py", "src/pinnkit/derivatives.py",
+            "src/pinnkit/problems", "src/pinnkit/reference", "src/pinnkit/optimizers.py", "src/pinnkit/plans.py",
+            "src/pinnkit/quasi_newton.py", "src/pinnkit/reweight.py", "src/pinnkit/sampling.py",
+            "src/pinnkit/lr_search.py", "src/pinnkit/diagnostics", "src/pinnkit/history.py",
+            "cli/pinnkit_cli/options.py", "cli/pinnkit_cli/errors.py")
+
 THRESHOLDS = (1e-2, 1e-3, 1e-4)
 LOG_EVERY = 100
 DEFAULT_OUT = RESULTS / "accuracy.json"

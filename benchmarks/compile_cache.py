@@ -21,6 +21,10 @@ from pathlib import Path
 
 from _machine import log, stamp, write
 
+# What its numbers depend on (docs/render.py warns when these changed after the result's commit):
+# compile times depend on every traced program the CLI's train command builds.
+MEASURES = ("src/pinnkit", "cli/pinnkit_cli")
+
 COMMAND = ["train", "--steps", "50", "--problem", "helmholtz", "--width", "64", "--depth", "4", "--points", "2000"]
 
 

@@ -46,6 +46,10 @@ from pinnkit.diagnostics import (
 )
 from pinnkit.diagnostics.transitions import DETECTOR
 
+# What its numbers depend on (docs/render.py warns when these changed after the result's commit):
+# the detector, and the synthetic shapes it imports from the tests.
+MEASURES = ("src/pinnkit/diagnostics", "src/pinnkit/history.py", "tests/test_diagnostics_phases.py")
+
 ROOT = Path(__file__).resolve().parents[1]
 DIFFUSION_TOLERANCE = 2.0
 EQUILIBRIUM_TOLERANCE = 1.5

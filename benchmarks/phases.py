@@ -40,6 +40,13 @@ from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import RunConfig, run, run_stacked, setup, summarize
 from pinnkit.history import History
 
+# What its numbers depend on (docs/render.py warns when these changed after the result's commit):
+# the training stack and the detector that reads its histories.
+MEASURES = ("src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py", "src/pinnkit/derivatives.py",
+            "src/pinnkit/problems", "src/pinnkit/reference", "src/pinnkit/optimizers.py", "src/pinnkit/plans.py",
+            "src/pinnkit/quasi_newton.py", "src/pinnkit/reweight.py", "src/pinnkit/sampling.py",
+            "src/pinnkit/diagnostics", "src/pinnkit/history.py")
+
 TOLERANCE = 1.5
 MIN_FALL = 10.0
 UNLEARNED = 1.0  # the relative L2 error of predicting u = 0

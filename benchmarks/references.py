@@ -47,6 +47,10 @@ from pinnkit.reference import allen_cahn as allen_cahn_module
 from pinnkit.reference import burgers as burgers_module
 from pinnkit.reference import burgers_cole_hopf, solve_allen_cahn, solve_burgers, solve_cavity
 
+# What its numbers depend on (docs/render.py warns when these changed after the result's commit):
+# the reference solvers and the problems' grids.
+MEASURES = ("src/pinnkit/reference", "src/pinnkit/problems")
+
 ROOT = Path(__file__).resolve().parents[1]
 # Ghia's Table II gives v(0.9063, 0.5) = -0.23827 at Re = 400, between -0.22847 (x = 0.9453) and -0.44993
 # (x = 0.8594) on a profile that is smooth there: left out of the comparison (tests/test_reference_cavity.py too).

@@ -55,6 +55,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import provenance
+
+# What its numbers depend on (docs/render.py warns when these changed after the result's commit):
+# the training stack with its reweightings, and the detector.
+MEASURES = ("src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py", "src/pinnkit/derivatives.py",
+            "src/pinnkit/problems", "src/pinnkit/reference", "src/pinnkit/optimizers.py", "src/pinnkit/plans.py",
+            "src/pinnkit/quasi_newton.py", "src/pinnkit/reweight.py", "src/pinnkit/sampling.py",
+            "src/pinnkit/diagnostics", "src/pinnkit/history.py", "src/pinnkit/compilation_cache.py")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -618,9 +626,13 @@ def payload(cells: list[dict[str, Any]], scale: Scale, mode: str, command: str,
         "cells": cells,
         "scheme_lines": scheme_lines(cells),
     }
+    out["provenance"] = provenance()
     if previous is not None:
+        # The training run's commit stays the result's; the re-analysis records its own beside it.
         out.update(command=previous.get("command", command), date=previous.get("date", now),
-                   machine=previous.get("machine", out["machine"]), reanalysed={"command": command, "date": now})
+                   machine=previous.get("machine", out["machine"]),
+                   provenance=previous.get("provenance", out["provenance"]),
+                   reanalysed={"command": command, "date": now, "provenance": out["provenance"]})
     # Every results JSON carries the package versions at the top level (docs/render.py's convention).
     out["versions"] = out["machine"].get("versions", {})
     return out

@@ -11,6 +11,13 @@ from typing import Any
 
 import numpy as np
 
+# What its numbers depend on (docs/render.py warns when these changed after the result's commit):
+# the script that trains the run and the library it trains and detects with.
+MEASURES = ("docs/make_run_figures.py", "src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py",
+            "src/pinnkit/derivatives.py", "src/pinnkit/problems", "src/pinnkit/reference",
+            "src/pinnkit/optimizers.py", "src/pinnkit/plans.py", "src/pinnkit/quasi_newton.py",
+            "src/pinnkit/reweight.py", "src/pinnkit/sampling.py", "src/pinnkit/diagnostics", "src/pinnkit/history.py")
+
 ORDER = lambda log_snr: float(1 / np.sqrt(1 + 10 ** (-2 * log_snr)))  # noqa: E731
 
 

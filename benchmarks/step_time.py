@@ -36,6 +36,12 @@ from pinnkit.engine import Probes
 from pinnkit.engine.loop import Trainer
 from pinnkit.reweight import rba
 
+# What its numbers depend on (docs/render.py warns when these changed after the result's commit):
+# the engine's step, the network, the derivatives and the problem, with RBA and the SNR probe.
+MEASURES = ("src/pinnkit/engine", "src/pinnkit/derivatives.py", "src/pinnkit/nn.py", "src/pinnkit/problems",
+            "src/pinnkit/reweight.py", "src/pinnkit/diagnostics/snr.py",
+            "src/pinnkit/diagnostics/sample_gradients.py")
+
 CHUNK = 50
 
 
@@ -171,6 +177,16 @@ def measure(args) -> dict:
     return out
 
 
+# The engine issue's target: the step inside training at most this fraction of the PyTorch step (median).
+TARGET_RATIO = 0.4
+
+
+def verdict(ratio: float, target: float, what: str) -> str:
+    """One line naming a target and whether the measured ratio met it."""
+    met = "met" if ratio <= target else "**missed**"
+    return f"Target: {what} at most {target:g}x: {met} ({ratio:.2f}x measured)."
+
+
 def markdown(payload: dict) -> str:
     """The step-time table of docs/benchmarks.md."""
     setting, machine = payload["setting"], payload["machine"]
@@ -197,6 +213,9 @@ def markdown(payload: dict) -> str:
                       f"{single['gflops_at_min']:.0f} GFLOP/s at its fastest, "
                       f"{100 * single['gflops_at_min'] / payload['matmul_peak_gflops']:.0f} % of the "
                       f"{payload['matmul_peak_gflops']:.0f} GFLOP/s float32 matmul peak measured in the same run."]
+    if "ratio_to_pytorch" in payload.get("in_training", {}):
+        lines += ["", verdict(payload["in_training"]["ratio_to_pytorch"], TARGET_RATIO,
+                              "pinnkit's step as training runs it (median), against the PyTorch step,")]
     return "\n".join(lines)
 
 
