@@ -31,6 +31,18 @@ def load_machine():
     return module
 
 
+def load_benchmark(name: str):
+    """benchmarks/<name>.py as a module (its ``from _machine import ...`` resolved)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
 def git(root: Path, *args: str) -> str:
     # Identity given here: a test machine may have none configured.
     return subprocess.run(["git", "-C", str(root), "-c", "user.name=test", "-c", "user.email=test@example.com",
@@ -253,13 +265,7 @@ def test_every_measured_path_exists():
 
 
 def test_backfill_adds_only_the_provenance_and_keeps_the_format(repo):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location("backfill", ROOT / "benchmarks" / "backfill_provenance.py")
-        backfill = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(backfill)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    backfill = load_benchmark("backfill_provenance")
     results = repo / "benchmarks" / "results"
     results.mkdir(parents=True)
     data = {"a": [1.5, None], "b": {"c": "d"}}
@@ -284,15 +290,7 @@ def test_backfill_adds_only_the_provenance_and_keeps_the_format(repo):
 def test_the_readme_example_runs_as_written_at_a_smaller_size():
     # The README's Python example, through the same extraction the script that records its output uses, with only
     # its sizes shrunk: every call in it exists and it prints the error and the phases.
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location("readme_example", ROOT / "benchmarks" / "readme_example.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    module = load_benchmark("readme_example")
     code = module.example_code()
     small = code
     for full, reduced in (("steps=3000", "steps=40"), ("4000", "300"), ("width=64, depth=4", "width=8, depth=2"),

@@ -263,8 +263,6 @@ def _outcome_of(error: BaseException) -> tuple[int, str]:
         return EXIT_INTERRUPTED, "interrupted"
     if isinstance(error, Terminated):
         return EXIT_TERMINATED, "terminated"
-    if isinstance(error, CliExit):
-        return error.code, error.message
     if isinstance(error, UsageError):
         return EXIT_BAD_INPUT, f"error: {one_line(error)}"
     if is_out_of_memory(error):
