@@ -22,11 +22,10 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from pinnkit import outputs
 from pinnkit.checkpoint import list_checkpoints
 from pinnkit.engine import MAX_ROWS, MAX_STEPS
 from pinnkit.experiment import RunConfig
-from pinnkit.outputs import MARKER, read_marker
+from pinnkit.outputs import MARKER, filesystem, read_marker
 from pinnkit.resources import cgroup_available, check_fits, estimate_run_memory
 from pinnkit_cli.app import REPEAT_WINDOW_S
 from pinnkit_cli.options import significant
@@ -188,7 +187,7 @@ def test_overwrite_swaps_in_a_complete_new_output_in_one_step(tmp_path, comparis
     shutil.copytree(comparison, target)
     old_summary = (target / "summary.json").read_bytes()
     swaps = []
-    exchange = outputs._exchange
+    exchange = filesystem.exchange
 
     def watched(first, second):
         # At the moment of the swap the old output is still whole and the new one is complete.
@@ -198,7 +197,7 @@ def test_overwrite_swaps_in_a_complete_new_output_in_one_step(tmp_path, comparis
         swaps.append((first, second))
         return exchange(first, second)
 
-    monkeypatch.setattr(outputs, "_exchange", watched)
+    monkeypatch.setattr(filesystem, "exchange", watched)
     code, stderr = invoke("compare", *COMPARE, "--steps", "30", "--log-every", "10", "--out", target, "--overwrite")
     assert code == 0, stderr
     assert len(swaps) == 1 and swaps[0][1] == target.resolve()

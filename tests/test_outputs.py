@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from pinnkit import outputs
 from pinnkit.atomic import atomic_write_text, current_umask
 from pinnkit.history import History
-from pinnkit.outputs import MARKER, claim_existing, claim_output, read_marker
+from pinnkit.outputs import MARKER, claim_existing, claim_output, filesystem, read_marker
 
 
 def snapshot(root: Path) -> list[tuple[str, bytes | None, int]]:
@@ -193,7 +194,7 @@ def test_a_plain_folder_and_another_kind_are_refused(tmp_path):
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
 def test_overwrite_replaces_atomically(tmp_path, monkeypatch, exchange):
     if not exchange:
-        monkeypatch.setattr(outputs, "_exchange", lambda first, second: False)
+        monkeypatch.setattr(filesystem, "exchange", lambda first, second: False)
     target = make_output(tmp_path / "cmp", files={"results.csv": "old\n", "figures/old.png": "old"})
     (tmp_path / "neighbour.txt").write_text("keep")
     old = snapshot(target)
@@ -453,17 +454,51 @@ def overwrite_read_only(tmp_path: Path) -> outputs.OutputClaim:
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
 def test_overwrite_removes_an_old_output_made_read_only(tmp_path, monkeypatch, exchange):
     if not exchange:
-        monkeypatch.setattr(outputs, "_exchange", lambda first, second: False)
+        monkeypatch.setattr(filesystem, "exchange", lambda first, second: False)
     if os.geteuid() == 0:
-        monkeypatch.setattr(outputs.shutil, "rmtree", rmtree_as_a_user(outputs.shutil.rmtree))
+        monkeypatch.setattr(shutil, "rmtree", rmtree_as_a_user(shutil.rmtree))
     claim = overwrite_read_only(tmp_path)
     assert claim.leftover is None
     assert sorted(path.name for path in tmp_path.iterdir()) == ["cmp", "elsewhere"]  # no hidden old folder
 
 
 def test_an_old_output_that_cannot_be_removed_is_reported(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(outputs.shutil, "rmtree", lambda path, ignore_errors=False, onerror=None: None)
+    monkeypatch.setattr(shutil, "rmtree", lambda path, ignore_errors=False, onerror=None: None)
     claim = overwrite_read_only(tmp_path)
     assert claim.leftover is not None and claim.leftover.exists()
     warnings = [record.getMessage() for record in caplog.records if record.name == "pinnkit.outputs"]
     assert len(warnings) == 1 and str(claim.leftover) in warnings[0] and "\n" not in warnings[0], warnings
+
+
+# ----- the states as StrEnums: the marker on disk is as before -----
+
+
+def test_the_marker_holds_the_same_strings_and_old_markers_still_read(tmp_path):
+    target = tmp_path / "run"
+    with claim_output(target, kind="train") as claim:
+        assert claim.mode == "fresh" and claim.mode is outputs.OutputMode.FRESH
+        running = json.loads((target / MARKER).read_text())
+        claim.commit()
+    assert running["state"] == "running" and type(running["state"]) is str
+    on_disk = json.loads((target / MARKER).read_text())
+    assert (on_disk["kind"], on_disk["state"]) == ("train", "complete")
+    assert claim.state == outputs.OutputState.COMPLETE == "complete"
+    assert repr(claim).endswith("kind='train', mode='fresh', state='complete')")
+    # A folder whose marker was written before the enums (plain JSON, state "interrupted") resumes and is replaced.
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / MARKER).write_text(json.dumps({"pinnkit_output": 1, "kind": "train", "pinnkit_version": "0.1.0",
+                                          "created": "2024-01-01T00:00:00+0000", "updated": "2024-01-01T00:00:00+0000",
+                                          "pid": 1, "host": "elsewhere", "state": "interrupted"}))
+    (old / "checkpoint-000010.eqx").write_bytes(b"...")
+    with pytest.raises(outputs.UnfinishedOutputError) as refused:
+        claim_output(old, kind="train", overwrite=True, protect=("checkpoint-*.eqx",))
+    assert refused.value.state == "interrupted"
+    with claim_existing(old, kind="train") as resumed:
+        assert resumed.mode == "existing"
+        resumed.commit()
+    assert read_marker(old)["state"] == "complete"
+    with claim_output(old, kind="train", overwrite=True, protect=("checkpoint-*.eqx",)) as replaced:
+        assert replaced.mode == "overwrite"
+        replaced.commit()
+    assert sorted(os.listdir(old)) == [MARKER]

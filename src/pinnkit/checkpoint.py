@@ -34,6 +34,7 @@ import numpy as np
 from pinnkit import jsonio
 from pinnkit.atomic import atomic_open
 from pinnkit.history import History
+from pinnkit.validation import non_negative_int, positive_int
 
 __all__ = [
     "Checkpoint",
@@ -100,9 +101,8 @@ def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
         >>> checkpoint_path("runs/a", 200).name
         'checkpoint-000200.eqx'
     """
-    if not isinstance(step, int | np.integer) or isinstance(step, bool) or step < 0:
-        raise ValueError(f"step must be a non-negative integer, got {step!r}")
-    return Path(directory) / f"checkpoint-{int(step):06d}.eqx"
+    step = non_negative_int("step", step)
+    return Path(directory) / f"checkpoint-{step:06d}.eqx"
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
@@ -171,8 +171,7 @@ def save_checkpoint(
         >>> path.name, latest_checkpoint(folder) == path
         ('checkpoint-000005.eqx', True)
     """
-    if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool) or keep < 1):
-        raise ValueError(f"keep must be a positive integer or None, got {keep!r}")
+    keep = positive_int("keep", keep, none=True)
     target = checkpoint_path(directory, step)
     header = {
         "format": FORMAT_VERSION,
@@ -495,8 +494,7 @@ class Checkpointer:
         extras: Mapping[str, Any] | None = None,
         on_save=None,
     ):
-        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
+        every = positive_int("every", every)
         self.directory = Path(directory)
         self.every = every
         self.config = _config_dict(config)

@@ -19,22 +19,21 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
+from pinnkit.validation import is_integer, positive_int
+
 __all__ = ["pointwise_homogeneity", "residual_homogeneity"]
 
 
 def _bins_per_dimension(bins: int | tuple[int, ...], dimensions: int) -> tuple[int, ...]:
-    if isinstance(bins, int) and not isinstance(bins, bool):
-        per_dimension = (bins,) * dimensions
+    if is_integer(bins):
+        per_dimension = (positive_int("bins", bins),) * dimensions
     elif isinstance(bins, tuple | list):
         per_dimension = tuple(bins)
     else:
         raise TypeError(f"bins must be an int or a tuple of ints, got {bins!r}")
     if len(per_dimension) != dimensions:
         raise ValueError(f"bins={bins!r} has {len(per_dimension)} entries for {dimensions}-D points")
-    for count in per_dimension:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"every bin count must be a positive int, got {bins!r}")
-    return per_dimension
+    return tuple(positive_int(f"bins[{index}]", count) for index, count in enumerate(per_dimension))
 
 
 def residual_homogeneity(

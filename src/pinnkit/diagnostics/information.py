@@ -18,14 +18,15 @@ from __future__ import annotations
 import numpy as np
 from jaxtyping import ArrayLike
 
+from pinnkit.validation import positive_int
+
 __all__ = ["binned_entropy", "binned_activations", "saturation"]
 
 _EPS = 1e-6  # widens the top edge so that the maximum falls inside the last bin (as in the paper)
 
 
 def _activations(activations: ArrayLike, bins_per_neuron: int) -> np.ndarray:
-    if isinstance(bins_per_neuron, bool) or not isinstance(bins_per_neuron, int) or bins_per_neuron < 1:
-        raise ValueError(f"bins_per_neuron must be a positive int, got {bins_per_neuron!r}")
+    positive_int("bins_per_neuron", bins_per_neuron)
     array = np.asarray(activations, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"activations must have shape (N, n) with N, n >= 1, got {array.shape}")

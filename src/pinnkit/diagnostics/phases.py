@@ -32,6 +32,10 @@ Online mode uses only *complete* evidence: a smoothed value once its whole windo
 once the run has ended, a rise once its persistence window has passed. The answer at any record therefore
 depends on no later record, and the reported iteration is where the transition started, not when it was
 confirmed (``*_confirmed_at``).
+
+The records are cleaned in :mod:`pinnkit.diagnostics.snr_records` and smoothed in
+:mod:`pinnkit.diagnostics.smoothing` (whose :func:`smooth_log_snr` and :func:`paper_smoothed_snr` are
+re-exported here); this module holds the decisions.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ from typing import Any
 
 import numpy as np
 
+from pinnkit.diagnostics.smoothing import paper_smoothed_snr, running_median, smooth_log_snr
+from pinnkit.diagnostics.snr_records import error_records, log_iterations, log_snr_records
+from pinnkit.validation import positive_int, real
+
 __all__ = [
     "PhaseTuning",
     "Phases",
@@ -52,7 +60,6 @@ __all__ = [
     "smooth_log_snr",
 ]
 
-_LOG_SNR_CLIP = 8.0  # |log10 SNR| beyond this is numerically meaningless (std or mean underflow)
 _SUSTAIN = math.log10(2.0)  # after a drop, the SNR must stay down for a factor 2 of iterations
 
 
@@ -85,23 +92,13 @@ class PhaseTuning:
     coincidence: float = 3.0
 
     def __post_init__(self) -> None:
-        factors = ("drop_window", "merge_gap", "persistence", "error_window", "error_drop", "coincidence")
-        for name in factors:
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and value > 1.0):
-                raise ValueError(f"{name} must be a factor > 1, got {value!r}")
-        positive = ("half_width", "steep_drop", "min_drop", "noisy_snr", "min_rise", "corroborated_rise")
-        for name in positive:
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and value > 0.0):
-                raise ValueError(f"{name} must be > 0, got {value!r}")
+        for name in ("drop_window", "merge_gap", "persistence", "error_window", "error_drop", "coincidence"):
+            real(name, getattr(self, name), low=1.0, low_open=True)  # factors of iterations or of the error
+        for name in ("half_width", "steep_drop", "min_drop", "noisy_snr", "min_rise", "corroborated_rise"):
+            real(name, getattr(self, name), low=0.0, low_open=True)
         for name in ("landing", "persistence_fraction", "equilibrium_order", "corroborated_order"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and 0.0 < value < 1.0):
-                raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
-        records = self.min_records
-        if isinstance(records, bool) or not isinstance(records, int) or records < 1:
-            raise ValueError(f"min_records must be a positive int, got {self.min_records!r}")
+            real(name, getattr(self, name), low=0.0, high=1.0, low_open=True, high_open=True)
+        positive_int("min_records", self.min_records)
 
 
 @dataclass(frozen=True)
@@ -156,236 +153,44 @@ class Phases:
         return out
 
 
-# ----- inputs -----
-
-
-def _as_1d(name: str, values: Any) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D sequence, got shape {array.shape}")
-    return array
-
-
-def _log_snr_records(
-    iterations: Any, snr: Any, mean_norm: Any, std_norm: Any, order: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted, finite (iteration, log10 SNR) records from whichever SNR description was given."""
-    steps = _as_1d("iterations", iterations)
-    if snr is not None:
-        ratio = _as_1d("snr", snr)
-        source = "snr"
-    elif mean_norm is not None or std_norm is not None:
-        if mean_norm is None or std_norm is None:
-            raise ValueError("mean_norm and std_norm must be given together")
-        mean = _as_1d("mean_norm", mean_norm)
-        std = _as_1d("std_norm", std_norm)
-        if mean.shape != std.shape:
-            raise ValueError(f"mean_norm {mean.shape} and std_norm {std.shape} differ in length")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = mean / std
-        ratio = np.where((mean == 0) & (std == 0), np.nan, ratio)
-        source = "mean_norm"
-    elif order is not None:
-        phi = _as_1d("order", order)
-        if np.any((phi < 0) | (phi > 1)):
-            raise ValueError("order must lie in [0, 1]")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = phi / np.sqrt(1.0 - phi**2)
-        source = "order"
-    else:
-        raise ValueError("give snr, mean_norm and std_norm, or order")
-    if ratio.shape != steps.shape:
-        raise ValueError(f"{source} has {ratio.shape[0]} entries but iterations has {steps.shape[0]}")
-    if np.any(ratio < 0):
-        raise ValueError(f"{source} gives a negative SNR")
-    keep = np.isfinite(steps) & ~np.isnan(ratio)
-    steps, ratio = steps[keep], ratio[keep]
-    with np.errstate(divide="ignore"):
-        log_snr = np.clip(np.log10(ratio), -_LOG_SNR_CLIP, _LOG_SNR_CLIP)
-    order_index = np.argsort(steps, kind="stable")
-    steps, log_snr = steps[order_index], log_snr[order_index]
-    unique = np.concatenate([[True], np.diff(steps) > 0]) if steps.size else np.zeros(0, bool)
-    return steps[unique], log_snr[unique]
-
-
-def _error_records(error_iterations: Any, error: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    if error is None and error_iterations is None:
-        return None
-    if error is None or error_iterations is None:
-        raise ValueError("error_iterations and error must be given together")
-    steps = _as_1d("error_iterations", error_iterations)
-    values = _as_1d("error", error)
-    if steps.shape != values.shape:
-        raise ValueError(f"error has {values.shape[0]} entries but error_iterations has {steps.shape[0]}")
-    keep = np.isfinite(steps) & np.isfinite(values) & (values > 0)
-    steps, values = steps[keep], values[keep]
-    order_index = np.argsort(steps, kind="stable")
-    return steps[order_index], np.log10(values[order_index])
-
-
-def _log_time(steps: np.ndarray) -> np.ndarray:
-    # Iteration 0 (a log of the initial state) sits at iteration 1 on the log axis.
-    return np.log10(np.maximum(steps, 1.0))
-
-
-# ----- smoothing -----
-
-
-def _windows(log_time: np.ndarray, half_width: float, min_records: int) -> tuple[np.ndarray, np.ndarray]:
-    """[lo, hi) record windows: +-half_width decades, widened (centred on the record) to min_records."""
-    n = log_time.size
-    lo = np.searchsorted(log_time, log_time - half_width, side="left")
-    hi = np.searchsorted(log_time, log_time + half_width, side="right")
-    want = min(min_records, n)
-    centre_lo = np.clip(np.arange(n) - want // 2, 0, max(n - want, 0))
-    lo = np.minimum(lo, centre_lo)
-    hi = np.maximum(hi, centre_lo + want)
-    return lo, hi
-
-
-def smooth_log_snr(
-    iterations: Any, snr: Any, *, half_width: float = 0.1, min_records: int = 9
-) -> tuple[np.ndarray, np.ndarray]:
-    """Centred running median of log10 SNR over +-``half_width`` decades of iterations.
-
-    Nan records are dropped. Each window holds at least ``min_records`` records (widened around the record
-    where the log is sparse). The median is robust to the one-record spikes of raw batch SNR.
-
-    Args:
-        iterations: the iteration of each record.
-        snr: the SNR of each record (nan: not logged).
-        half_width: window half-width in decades of iterations.
-        min_records: the fewest records a window may hold.
-
-    Returns:
-        ``(iterations, smoothed_log10_snr)`` of the finite records, sorted by iteration.
-
-    Example:
-        >>> steps, smoothed = smooth_log_snr([10, 20, 30, 40], [10.0, 1000.0, 10.0, 10.0], min_records=3)
-        >>> smoothed.tolist()
-        [1.0, 1.0, 1.0, 1.0]
-    """
-    steps, log_snr = _log_snr_records(iterations, snr, None, None, None)
-    return steps, _smooth(_log_time(steps), log_snr, half_width, min_records)[0]
-
-
-def _smooth(
-    log_time: np.ndarray, log_snr: np.ndarray, half_width: float, min_records: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Smoothed values and, per record, the index one past the last record its window reads."""
-    lo, hi = _windows(log_time, half_width, min_records)
-    return _window_medians(np.asarray(log_snr, dtype=float), lo, hi), hi
-
-
-def _window_medians(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """``np.median(values[lo[i]:hi[i]])`` for every i, the same floats, in O((n + m) log n) for m windows.
-
-    Each window median is one or two order statistics of its slice, found with a wavelet matrix over the
-    ranks of ``values`` (the k-th smallest of a slice: one descent of log2(n) levels, vectorised over all
-    windows at once). As in :func:`numpy.median`: an odd window gives its middle value, an even one the mean
-    of its two middle values computed as ``(a + b) / 2``, a window holding a NaN gives NaN and an empty one NaN.
-    (Where a window's middle is a tie of ``0.0`` and ``-0.0`` the sign of the zero may differ.)
-    """
-    values = np.asarray(values, dtype=float)
-    lo = np.clip(np.asarray(lo, dtype=np.int64), 0, values.size)  # window bounds are record indices in [0, n]
-    hi = np.clip(np.asarray(hi, dtype=np.int64), 0, values.size)
-    size = hi - lo
-    out = np.full(lo.shape, np.nan)
-    usable = size > 0
-    if values.size == 0 or not usable.any():
-        return out
-    nan_before = np.concatenate([[0], np.cumsum(np.isnan(values))])
-    usable &= nan_before[hi] == nan_before[lo]
-    order = np.argsort(values, kind="stable")  # NaN last; ties keep their record order
-    ranks = np.empty(values.size, dtype=np.int64)
-    ranks[order] = np.arange(values.size)
-    where = np.flatnonzero(usable)
-    a, b, m = lo[where], hi[where], size[where]
-    both = _kth_smallest(ranks, np.concatenate([a, a]), np.concatenate([b, b]), np.concatenate([(m - 1) // 2, m // 2]))
-    lower, upper = values[order[both[: where.size]]], values[order[both[where.size :]]]
-    with np.errstate(over="ignore", invalid="ignore"):
-        out[where] = np.where(m % 2 == 1, lower, (lower + upper) / 2)
-    return out
-
-
-def _kth_smallest(ranks: np.ndarray, lo: np.ndarray, hi: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """The ``k[i]``-th smallest (from 0) of ``ranks[lo[i]:hi[i]]``, ``ranks`` a permutation of 0..n-1.
-
-    A wavelet matrix built and queried one bit level at a time (most significant first): at each level the
-    sequence is stably partitioned by the bit (zeros first) and each query range follows its k-th element.
-    """
-    n = ranks.size
-    answer = np.zeros(lo.shape, dtype=np.int64)
-    current = ranks
-    lo, hi, k = lo.copy(), hi.copy(), k.copy()
-    zeros_before = np.zeros(n + 1, dtype=np.int64)
-    for level in range(max(int(n - 1).bit_length(), 1) - 1, -1, -1):
-        is_zero = ((current >> level) & 1) == 0
-        np.cumsum(is_zero, out=zeros_before[1:])
-        total_zeros = zeros_before[-1]
-        zeros_lo, zeros_hi = zeros_before[lo], zeros_before[hi]
-        zeros_in = zeros_hi - zeros_lo
-        right = k >= zeros_in
-        k = np.where(right, k - zeros_in, k)
-        lo = np.where(right, total_zeros + lo - zeros_lo, zeros_lo)
-        hi = np.where(right, total_zeros + hi - zeros_hi, zeros_hi)
-        answer |= right.astype(np.int64) << level
-        current = np.concatenate([current[is_zero], current[~is_zero]])
-    return answer
-
-
-def paper_smoothed_snr(
-    iterations: Any, mean_norm: Any, std_norm: Any, *, window: int = 60
-) -> tuple[np.ndarray, np.ndarray]:
-    """The paper's smoothing: centred moving averages of the norms (and iterations), then their ratio.
-
-    The series (nan rows dropped) is padded with ``window`` copies of its first and last values, as in the
-    authors' notebook. Averaging the norms lets rare large-``mean_norm`` records dominate;
-    :func:`smooth_log_snr` does not.
-
-    Args:
-        iterations: the iteration of each record.
-        mean_norm: ``||mean of the batch gradients||`` per record.
-        std_norm: ``||std of the batch gradients||`` per record.
-        window: moving-average length in records.
-
-    Returns:
-        ``(smoothed_iterations, smoothed_snr)``.
-
-    Example:
-        >>> mean_norm, std_norm = [2.0, 2.0, 4.0, 4.0], [1.0, 1.0, 2.0, 2.0]
-        >>> steps, snr = paper_smoothed_snr([1, 2, 3, 4], mean_norm, std_norm, window=2)
-        >>> snr.tolist()
-        [2.0, 2.0, 2.0, 2.0]
-    """
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be a positive int, got {window!r}")
-    steps = _as_1d("iterations", iterations)
-    mean = _as_1d("mean_norm", mean_norm)
-    std = _as_1d("std_norm", std_norm)
-    if not steps.shape == mean.shape == std.shape:
-        raise ValueError("iterations, mean_norm and std_norm must have the same length")
-    keep = np.isfinite(steps) & np.isfinite(mean) & np.isfinite(std)
-    if not keep.any():
-        raise ValueError("no finite records to smooth")
-    kernel = np.ones(window) / window
-
-    def average(values: np.ndarray) -> np.ndarray:
-        padded = np.concatenate([np.full(window, values[0]), values, np.full(window, values[-1])])
-        return np.convolve(padded, kernel, mode="same")[window:-window]
-
-    return average(steps[keep]), average(mean[keep]) / average(std[keep])
-
-
 # ----- the decisions -----
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Decision:
+    """One decision of the detector: where a transition is, if anywhere, and why."""
+
     index: int | None = None  # record index of the transition
     decided: bool = True  # False: strict mode cannot decide yet (evidence incomplete)
     size: float | None = None
     reason: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class _Decisions:
+    """All the detector decided on one (prefix of a) record; a decision it did not come to is None.
+
+    ``error`` is the sharp fall of the test error that coincides with the equilibrium (an index into the error
+    records); ``reasons`` holds the decisions' reasons in the order they were made.
+    """
+
+    smoothed: np.ndarray
+    reasons: tuple[str, ...] = ()
+    diffusion: _Decision | None = None
+    equilibrium: _Decision | None = None
+    error: _Decision | None = None
+
+    def with_diffusion(self, decision: _Decision) -> _Decisions:
+        return dataclasses.replace(self, diffusion=decision, reasons=self._reasons_and(decision))
+
+    def with_equilibrium(self, decision: _Decision) -> _Decisions:
+        return dataclasses.replace(self, equilibrium=decision, reasons=self._reasons_and(decision))
+
+    def with_error(self, decision: _Decision) -> _Decisions:
+        return dataclasses.replace(self, error=decision, reasons=self._reasons_and(decision))
+
+    def _reasons_and(self, decision: _Decision) -> tuple[str, ...]:
+        return (*self.reasons, decision.reason) if decision.reason else self.reasons
 
 
 def _diffusion_start(
@@ -528,7 +333,7 @@ def _error_fall(
 ) -> _Decision:
     """First sharp, sustained fall of the test error in (after, until]; index into the error records."""
     steps, log_error = error
-    log_time = _log_time(steps)
+    log_time = log_iterations(steps)
     span = math.log10(tuning.error_window)
     fall = math.log10(tuning.error_drop)
     end = log_time[-1] if log_time.size else -np.inf
@@ -559,45 +364,37 @@ def _detect(
     error: tuple[np.ndarray, np.ndarray] | None,
     tuning: PhaseTuning,
     strict: bool,
-) -> dict[str, Any]:
+) -> _Decisions:
     """All decisions on one (prefix of a) record. Strict: only complete evidence, undecided -> None."""
-    log_time = _log_time(steps)
-    smoothed, reads_until = _smooth(log_time, log_snr, tuning.half_width, tuning.min_records)
+    log_time = log_iterations(steps)
+    smoothed, reads_until = running_median(log_time, log_snr, tuning.half_width, tuning.min_records)
     if strict:
         # Keep the leading records whose window is fully recorded (the prefix cannot widen it any more).
         complete = (reads_until < steps.size) & (log_time + tuning.half_width < log_time[-1])
         usable = steps.size if complete.all() else int(np.argmin(complete))
         log_time, smoothed = log_time[:usable], smoothed[:usable]
-    result: dict[str, Any] = {"smoothed": smoothed, "reasons": []}
     diffusion = _diffusion_start(log_time, smoothed, tuning, strict)
-    result["diffusion"] = diffusion
-    if diffusion.reason:
-        result["reasons"].append(diffusion.reason)
+    decisions = _Decisions(smoothed).with_diffusion(diffusion)
     if strict and not diffusion.decided:
-        return result
+        return decisions
     start = diffusion.index + 1 if diffusion.index is not None else 0
     equilibrium = _equilibrium_from_snr(log_time, smoothed, start, tuning, strict)
     if error is not None and error[0].size:
         equilibrium = _corroborated(steps, log_time, smoothed, start, error, equilibrium, diffusion, tuning, strict)
-    result["equilibrium"] = equilibrium
-    if equilibrium.reason:
-        result["reasons"].append(equilibrium.reason)
+    decisions = decisions.with_equilibrium(equilibrium)
     if error is None or equilibrium.index is None or error[0].size == 0:
-        return result
-    fall = _coincident_error_fall(steps, equilibrium, diffusion, error, tuning, strict)
-    result["error"] = fall
-    if fall.reason:
-        result["reasons"].append(fall.reason)
-    return result
+        return decisions
+    return decisions.with_error(_coincident_error_fall(steps, equilibrium, diffusion, error, tuning, strict))
 
 
 def _assemble(
-    steps: np.ndarray, log_snr: np.ndarray, error: Any, decisions: dict[str, Any], online: bool,
+    steps: np.ndarray, log_snr: np.ndarray, error: Any, decisions: _Decisions, online: bool,
     confirmed: tuple[int | None, int | None] = (None, None),
 ) -> Phases:
-    diffusion = decisions.get("diffusion", _Decision())
-    equilibrium = decisions.get("equilibrium", _Decision())
-    fall = decisions.get("error", _Decision())
+    none = _Decision()  # a decision not come to: no transition
+    diffusion = decisions.diffusion or none
+    equilibrium = decisions.equilibrium or none
+    fall = decisions.error or none
     diffusion_start = int(steps[diffusion.index]) if diffusion.index is not None else None
     from_snr = int(steps[equilibrium.index]) if equilibrium.index is not None else None
     error_drop = int(error[0][fall.index]) if fall.index is not None else None
@@ -605,9 +402,8 @@ def _assemble(
     if from_snr is not None and error_drop is not None:
         # Two measurements of one transition, placed in log-time: their geometric mean.
         equilibrium_start = int(round(math.sqrt(max(from_snr, 1) * max(error_drop, 1))))
-    smoothed = decisions["smoothed"]
     padded = np.full(steps.size, np.nan)
-    padded[: smoothed.size] = smoothed
+    padded[: decisions.smoothed.size] = decisions.smoothed
     return Phases(
         diffusion_start=diffusion_start,
         equilibrium_start=equilibrium_start,
@@ -620,7 +416,7 @@ def _assemble(
         iterations=steps,
         log_snr=log_snr,
         smoothed_log_snr=padded,
-        reasons=tuple(decisions["reasons"]),
+        reasons=decisions.reasons,
         online=online,
     )
 
@@ -647,9 +443,9 @@ def _online(
     Strict decisions use only complete evidence, so once a transition is known at some record it is known,
     with the same value, at every later record: the first record that knows it is found by bisection.
     """
-    cache: dict[int, dict[str, Any]] = {}
+    cache: dict[int, _Decisions] = {}
 
-    def known_at(n: int) -> dict[str, Any]:
+    def known_at(n: int) -> _Decisions:
         if n not in cache:
             prefix_error = None
             if error is not None:
@@ -659,26 +455,28 @@ def _online(
         return cache[n]
 
     def diffusion_known(n: int) -> bool:
-        return known_at(n)["diffusion"].index is not None
+        diffusion = known_at(n).diffusion
+        return diffusion is not None and diffusion.index is not None
 
     def equilibrium_known(n: int) -> bool:
         decisions = known_at(n)
-        if "equilibrium" not in decisions or decisions["equilibrium"].index is None:
+        if decisions.equilibrium is None or decisions.equilibrium.index is None:
             return False
-        return "error" not in decisions or decisions["error"].decided
+        return decisions.error is None or decisions.error.decided
 
     total = steps.size
     n_diffusion = _first_prefix(total, diffusion_known)
     n_equilibrium = _first_prefix(total, equilibrium_known) if n_diffusion is not None else None
-    if n_equilibrium is not None:
-        decisions = dict(known_at(n_equilibrium))
-    elif n_diffusion is not None:
-        decisions = {key: known_at(n_diffusion)[key] for key in ("diffusion", "reasons")}
-        decisions["reasons"] = [*decisions["reasons"], "equilibrium: not confirmed by the end of the record"]
-    else:
-        decisions = {"reasons": ["diffusion: not confirmed by the end of the record"]}
     # The curve shown is the one known at the last record.
-    decisions["smoothed"] = known_at(total)["smoothed"]
+    smoothed = known_at(total).smoothed
+    if n_equilibrium is not None:
+        decisions = dataclasses.replace(known_at(n_equilibrium), smoothed=smoothed)
+    elif n_diffusion is not None:
+        known = known_at(n_diffusion)
+        reasons = (*known.reasons, "equilibrium: not confirmed by the end of the record")
+        decisions = _Decisions(smoothed, reasons, diffusion=known.diffusion)
+    else:
+        decisions = _Decisions(smoothed, ("diffusion: not confirmed by the end of the record",))
     confirmed = (
         int(steps[n_diffusion - 1]) if n_diffusion is not None else None,
         int(steps[n_equilibrium - 1]) if n_equilibrium is not None else None,
@@ -737,8 +535,8 @@ def detect_phases(
     if unknown:
         raise TypeError(f"unknown tuning parameter(s) {unknown}; known: {sorted(known)}")
     settings = PhaseTuning(**tuning)
-    steps, log_snr = _log_snr_records(iterations, snr, mean_norm, std_norm, order)
-    errors = _error_records(error_iterations, error)
+    steps, log_snr = log_snr_records(iterations, snr, mean_norm, std_norm, order)
+    errors = error_records(error_iterations, error)
     if steps.size == 0:
         return Phases(None, None, reasons=("no finite SNR records",), online=online)
     if online:

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
+from pinnkit.validation import positive_int
+
 __all__ = ["sample_gradient_norms"]
 
 
@@ -55,8 +57,7 @@ def sample_gradient_norms(
         >>> sample_gradient_norms(residual_fn, params, jax.random.key(0), num_projections=4).shape
         (3,)
     """
-    if isinstance(num_projections, bool) or not isinstance(num_projections, int) or num_projections < 1:
-        raise ValueError(f"num_projections must be a positive int, got {num_projections!r}")
+    num_projections = positive_int("num_projections", num_projections)
     differentiable, fixed = eqx.partition(params, eqx.is_inexact_array)
     leaves = jax.tree.leaves(differentiable)
     if not leaves:

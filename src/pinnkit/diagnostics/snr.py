@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
+from pinnkit.validation import positive_int
+
 __all__ = [
     "GradientSNR",
     "batch_gradient_snr",
@@ -72,9 +74,8 @@ def make_batches(key: PRNGKeyArray, num_points: int, num_batches: int = 100) -> 
         >>> make_batches(jax.random.key(0), 10, 3).shape
         (3, 3)
     """
-    for name, value in (("num_points", num_points), ("num_batches", num_batches)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    num_points = positive_int("num_points", num_points)
+    num_batches = positive_int("num_batches", num_batches)
     if num_points < num_batches:
         raise ValueError(f"num_points={num_points} is fewer than num_batches={num_batches}")
     size = num_points // num_batches
