@@ -28,7 +28,7 @@ from _machine import log, stamp, write
 # the CLI's train command and the training stack behind it.
 MEASURES = ("src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py", "src/pinnkit/derivatives.py",
             "src/pinnkit/problems", "src/pinnkit/reference", "src/pinnkit/optimizers.py", "src/pinnkit/plans.py",
-            "src/pinnkit/quasi_newton.py", "src/pinnkit/reweight.py", "src/pinnkit/sampling.py",
+            "src/pinnkit/quasi_newton.py", "src/pinnkit/reweight", "src/pinnkit/sampling.py",
             "src/pinnkit/lr_search.py", "cli/pinnkit_cli")
 
 ARGS = ["train", "--problem", "burgers", "--optimizer", "adam+ssbroyden", "--switch-step", "1000", "--steps", "6000",

@@ -29,7 +29,7 @@ from pinnkit.reweight import rba
 # What its numbers depend on (docs/render.py warns when these changed after the result's commit):
 # the engine's step with and without the SNR probe.
 MEASURES = ("src/pinnkit/engine", "src/pinnkit/diagnostics", "src/pinnkit/derivatives.py", "src/pinnkit/nn.py",
-            "src/pinnkit/problems", "src/pinnkit/reweight.py")
+            "src/pinnkit/problems", "src/pinnkit/reweight")
 
 
 def timed(function) -> float:

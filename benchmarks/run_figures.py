@@ -16,7 +16,7 @@ import numpy as np
 MEASURES = ("docs/make_run_figures.py", "src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py",
             "src/pinnkit/derivatives.py", "src/pinnkit/problems", "src/pinnkit/reference",
             "src/pinnkit/optimizers.py", "src/pinnkit/plans.py", "src/pinnkit/quasi_newton.py",
-            "src/pinnkit/reweight.py", "src/pinnkit/sampling.py", "src/pinnkit/diagnostics", "src/pinnkit/history.py")
+            "src/pinnkit/reweight", "src/pinnkit/sampling.py", "src/pinnkit/diagnostics", "src/pinnkit/history.py")
 
 ORDER = lambda log_snr: float(1 / np.sqrt(1 + 10 ** (-2 * log_snr)))  # noqa: E731
 

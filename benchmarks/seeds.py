@@ -33,7 +33,7 @@ from pinnkit.engine import LogSchedule, Probes
 # What its numbers depend on (docs/render.py warns when these changed after the result's commit):
 # the engine's fit and fit_stacked on a plain Adam run.
 MEASURES = ("src/pinnkit/engine", "src/pinnkit/nn.py", "src/pinnkit/derivatives.py", "src/pinnkit/problems",
-            "src/pinnkit/plans.py", "src/pinnkit/reweight.py", "src/pinnkit/distributed.py")
+            "src/pinnkit/plans.py", "src/pinnkit/reweight", "src/pinnkit/distributed.py")
 
 SETUPS = [dict(width=32, depth=4, points=1000, steps=300), dict(width=16, depth=2, points=100, steps=3000)]
 LEARNING_RATE = 1e-3

@@ -31,6 +31,7 @@ from pinnkit_cli.errors import (
     printable_path,
     show_path,
 )
+from pinnkit_cli.live_help import live_option
 from pinnkit_cli.options import parse_learning_rate, parse_list, parse_params, progress_bar, significant
 from pinnkit_cli.running import guarded, write_or_exit
 
@@ -79,7 +80,7 @@ def compare(
     optimizers: str = typer.Option(
         None, help=f"Comma-separated plans from {', '.join(OPTIMIZERS)} and two-stage plans such as "
         "adam+lbfgs; separate with ';' when a plan gives stage lengths (adam:1000,lbfgs:1000;adam)."),
-    reweight: str = typer.Option(None, help=f"Comma-separated, from {','.join(REWEIGHTINGS)}."),
+    reweight: str = live_option(None, help=lambda: f"Comma-separated, from {','.join(REWEIGHTINGS)}."),
     reweight_option: list[str] = typer.Option(
         [], "--reweight-option", help="Option of the reweighting transforms NAME=VALUE (repeatable), e.g. "
         "phi=0.5 (every reweighting given must accept it)."),

@@ -16,7 +16,9 @@ from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import RunConfig, resolve_learning_rate, run, setup, summarize
 from pinnkit.outputs import OutputClaim, UnfinishedOutputError, claim_existing, claim_output
 from pinnkit.resources import check_fits
+from pinnkit.reweight import describe_reweightings
 from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, check_signals, fail, printable_path
+from pinnkit_cli.live_help import live_option
 from pinnkit_cli.options import (
     parse_hold_every,
     parse_learning_rate,
@@ -43,7 +45,7 @@ def train(
     switch_at: str = typer.Option(
         None, "--switch-at", help="'equilibrium': a two-stage plan switches when the online detector confirms "
         "diffusion equilibrium."),
-    reweight: str = typer.Option("none", help="none, rba, vrba or gradient-aware."),
+    reweight: str = live_option("none", help=lambda: f"{describe_reweightings()}."),
     reweight_option: list[str] = typer.Option(
         [], "--reweight-option", help="Option of the reweighting transform NAME=VALUE (repeatable), e.g. phi=0.5."),
     line_search_reweight_option: list[str] = typer.Option(

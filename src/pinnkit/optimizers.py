@@ -15,12 +15,15 @@ ssbroyden  :func:`pinnkit.quasi_newton.ssbroyden` (self-scaled Broyden)
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import optax
+
+# The reweighting schemes by name live in their registry; re-exported here, where plans and the CLI have always
+# found them.
+from pinnkit.reweight.registry import REWEIGHTINGS, check_reweighting_options, make_reweighting, reweighting_options
 
 __all__ = [
     "DEFAULT_LEARNING_RATES", "FIRST_ORDER_OPTIMIZERS", "LINE_SEARCH_OPTIMIZERS", "MAX_LEARNING_RATE", "OPTIMIZERS",
@@ -31,7 +34,6 @@ __all__ = [
 FIRST_ORDER_OPTIMIZERS = ("adam", "sgd")
 LINE_SEARCH_OPTIMIZERS = ("lbfgs", "bfgs", "ssbfgs", "ssbroyden")
 OPTIMIZERS = FIRST_ORDER_OPTIMIZERS + LINE_SEARCH_OPTIMIZERS
-REWEIGHTINGS = ("none", "rba", "vrba", "gradient-aware")
 SCHEDULES = ("paper", "constant")
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 1e-3}
 # A step size beyond this is not a learning rate of a PINN optimizer but a typo; it only produces overflow.
@@ -58,57 +60,6 @@ def _check_learning_rate(learning_rate: Any) -> None:
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float) or not (
             math.isfinite(learning_rate) and 0 < learning_rate <= MAX_LEARNING_RATE):
         raise ValueError(f"learning rate must be a number in (0, {MAX_LEARNING_RATE:g}], got {learning_rate!r}")
-
-
-def _reweighting_builder(name: str) -> Callable[..., Any]:
-    from pinnkit import reweight
-
-    if name not in REWEIGHTINGS or name == "none":
-        raise ValueError(f"unknown reweighting {name!r}; choose one of {list(REWEIGHTINGS[1:])}")
-    return {"rba": reweight.rba, "vrba": reweight.vrba, "gradient-aware": reweight.gradient_aware_rba}[name]
-
-
-def reweighting_options(name: str) -> tuple[str, ...]:
-    """The options the reweighting ``name`` takes: its transform's keyword-only parameters, in their order.
-
-    Example:
-        >>> reweighting_options("rba")
-        ('eta', 'gamma', 'normalize', 'init', 'snr_coupling', 'snr_warmup')
-    """
-    parameters = inspect.signature(_reweighting_builder(name)).parameters.values()
-    return tuple(parameter.name for parameter in parameters if parameter.kind is inspect.Parameter.KEYWORD_ONLY)
-
-
-def check_reweighting_options(name: str, options: Iterable[str], *, flag: str = "--reweight-option") -> None:
-    """Raise ``TypeError`` naming the first of ``options`` that the reweighting ``name`` does not take, with the
-    options it does take; ``flag`` is how the command line gives them (named first in the message).
-
-    Example:
-        >>> check_reweighting_options("rba", ["phi"])
-        Traceback (most recent call last):
-        ...
-        TypeError: --reweight-option phi: rba takes no option 'phi'; its options are eta, gamma, normalize, init, \
-snr_coupling, snr_warmup
-    """
-    known = reweighting_options(name)
-    for option in options:
-        if option not in known:
-            raise TypeError(f"{flag} {option}: {name} takes no option {option!r}; its options are "
-                            f"{', '.join(known)}")
-
-
-def make_reweighting(name: str, num_samples: int | Mapping[str, int], **options: Any):
-    """The reweighting transform called ``name`` (``"rba"``, ``"vrba"``, ``"gradient-aware"``); an option it does
-    not take is a ``TypeError`` that lists those it does (see :func:`check_reweighting_options`).
-
-    Example:
-        >>> transform = make_reweighting("rba", 10, eta=0.01)
-        >>> transform.init(None).weights.shape
-        (10,)
-    """
-    build = _reweighting_builder(name)
-    check_reweighting_options(name, options)
-    return build(num_samples, **options)
 
 
 def make_optimizer(

@@ -12,6 +12,9 @@ where the residual is large (a shock, an interface) while ``c`` keeps every regi
 sampling of Toscano et al., arXiv 2509.14198; :func:`pinnkit.reweight.vrba_target`), whose clock is the redraw
 number. The constraint points (initial and boundary conditions) stay as they are. Used by the engine through
 ``fit(..., resampling=...)``; resampling runs one model at a time (each model would want its own points).
+
+:func:`nearest_points` is the geometry that follows a redraw: ``pinnkit.reweight.carry_weights`` gives each new
+point the weight of the nearest old one.
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import ArrayLike
+from jaxtyping import Array, ArrayLike
 
 from pinnkit.problems.base import Points, Problem
-from pinnkit.reweight import vrba_target
+from pinnkit.validation import choice, positive_int, real
 
-__all__ = ["POTENTIALS", "Resampling"]
+__all__ = ["POTENTIALS", "Resampling", "nearest_points"]
 
 #: What the density grows with: ``"power"`` (RAD: ``|r|``) or ``"exponential"`` (vRBA's annealed target).
 POTENTIALS: tuple[str, ...] = ("power", "exponential")
@@ -67,20 +70,12 @@ class Resampling:
 
     def __post_init__(self) -> None:
         for name in ("every", "candidates", "chunk"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"resampling {name} must be a positive integer, got {value!r}")
+            positive_int(f"resampling {name}", getattr(self, name))
         for name in ("power", "constant"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or value > 1e6:
-                raise ValueError(f"resampling {name} must be a number in [0, 1e6], got {value!r}")
-        if self.potential not in POTENTIALS:
-            raise ValueError(f"resampling potential must be one of {POTENTIALS}, got {self.potential!r}")
-        for name, inside, bounds in (("temperature_scale", lambda v: 0 < v <= 1e6, "(0, 1e6]"),
-                                     ("phi", lambda v: 0 <= v <= 1, "[0, 1]")):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not inside(value):
-                raise ValueError(f"resampling {name} must be a number in {bounds}, got {value!r}")
+            real(f"resampling {name}", getattr(self, name), low=0, high=1e6)
+        choice("resampling potential", self.potential, POTENTIALS)
+        real("resampling temperature_scale", self.temperature_scale, low=0, high=1e6, low_open=True)
+        real("resampling phi", self.phi, low=0, high=1)
         if self.power == 0 and self.constant == 0:
             raise ValueError("resampling power and constant cannot both be 0 (the density would be flat zero)")
 
@@ -126,6 +121,9 @@ class Resampling:
         error = jax.lax.map(magnitude, blocks).reshape(-1)[: self.candidates]
         error = jnp.where(jnp.isfinite(error), error, 0.0)
         if self.potential == "exponential":
+            # Imported here: pinnkit.reweight imports this module (carry_weights uses nearest_points).
+            from pinnkit.reweight.variational import vrba_target
+
             error = vrba_target(error, jnp.maximum(jnp.asarray(redraw), 1), temperature_scale=self.temperature_scale,
                                 phi=self.phi)
         error = error ** self.power
@@ -138,3 +136,53 @@ class Resampling:
         for term in terms:
             new[term] = candidates[chosen]
         return new
+
+
+def nearest_points(old_points: ArrayLike, new_points: ArrayLike, *, scale: ArrayLike | None = None,
+                   chunk: int = 1024) -> Array:
+    """For each new point, the index of the nearest old point (Euclidean distance after dividing by ``scale``).
+
+    Ties go to the lowest index. Memory is bounded by ``chunk`` new points at a time. Works under ``jit``.
+
+    Args:
+        old_points: array ``(N, d)``.
+        new_points: array ``(M, d)``.
+        scale: per-coordinate lengths ``(d,)`` (e.g. the domain's extent), so that no coordinate dominates the
+            distance by its units; default 1.
+        chunk: new points per block.
+
+    Returns:
+        An int32 array ``(M,)`` of indices into ``old_points``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from pinnkit.sampling import nearest_points
+        >>> nearest_points(jnp.array([[0.0], [1.0], [2.0]]), jnp.array([[1.9], [0.2], [0.9]]))
+        Array([2, 0, 1], dtype=int32)
+    """
+    old = jnp.asarray(old_points)
+    new = jnp.asarray(new_points)
+    if old.ndim != 2 or new.ndim != 2 or old.shape[1] != new.shape[1]:
+        raise ValueError(f"nearest_points needs (N, d) and (M, d) arrays, got shapes {old.shape} and {new.shape}")
+    if old.shape[0] == 0:
+        raise ValueError("nearest_points: old_points is empty")
+    positive_int("chunk", chunk)
+    dtype = jnp.result_type(old.dtype, new.dtype, float)
+    old, new = old.astype(dtype), new.astype(dtype)
+    if scale is not None:
+        scale = jnp.asarray(scale, dtype)
+        if scale.shape != (old.shape[1],):
+            raise ValueError(f"scale must have shape ({old.shape[1]},), got {scale.shape}")
+        old, new = old / scale, new / scale
+    count = new.shape[0]
+    blocks = -(-count // chunk)
+    padded = jnp.concatenate([new, jnp.zeros((blocks * chunk - count, new.shape[1]), dtype)])
+    old_norms = jnp.sum(old * old, axis=1)
+
+    def block(rows: Array) -> Array:
+        # |a - b|^2 = |a|^2 - 2 a.b + |b|^2; |a|^2 is the same for every candidate of a row, so it is left out.
+        distances = old_norms[None, :] - 2 * rows @ old.T
+        return jnp.argmin(distances, axis=1).astype(jnp.int32)
+
+    indices = jax.lax.map(block, padded.reshape(blocks, chunk, -1)).reshape(-1)
+    return indices[:count]

@@ -108,10 +108,11 @@ def _interval(low: float | None, high: float | None, low_open: bool, high_open: 
 
 
 def real(name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False,
-         high_open: bool = False, none: bool = False) -> float | None:
+         high_open: bool = False, none: bool = False, error: type[Exception] = ValueError) -> float | None:
     """``value`` as a finite ``float`` in the interval from ``low`` to ``high`` (open ends where asked).
 
-    Strings and bools are refused: ``"1e-3"`` from a config is a parse mistake, not a number.
+    Strings and bools are refused: ``"1e-3"`` from a config is a parse mistake, not a number. ``error`` is the
+    exception for a value that is not a number at all (``ValueError`` by default, as for one out of range).
 
     Example:
         >>> real("learning_rate", 1e-3, low=0, low_open=True)
@@ -127,11 +128,11 @@ def real(name: str, value: Any, *, low: float | None = None, high: float | None 
     kind = "a number" + (f" in {_interval(low, high, low_open, high_open)}" if bounded else "")
     kind += " or None" if none else ""
     if isinstance(value, bool | np.bool_ | str | bytes):
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
+        raise error(f"{name} must be {kind}, got {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be {kind}, got {value!r}") from None
+        raise error(f"{name} must be {kind}, got {value!r}") from None
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if low is not None and (number < low or (low_open and number == low)):
