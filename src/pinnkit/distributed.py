@@ -15,6 +15,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from pinnkit.validation import is_integer, positive_int
+
 __all__ = ["DATA_AXIS", "data_mesh", "mesh_size", "replicate", "replicated", "shard_points"]
 
 DATA_AXIS = "data"
@@ -39,9 +41,8 @@ def data_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
     available = jax.devices()
     if devices is None:
         chosen = list(available)
-    elif isinstance(devices, int | np.integer) and not isinstance(devices, bool):
-        if devices < 1:
-            raise ValueError(f"devices must be a positive integer, got {devices}")
+    elif is_integer(devices):
+        positive_int("devices", devices)
         if devices > len(available):
             raise ValueError(
                 f"devices={devices} exceeds the {len(available)} {available[0].platform} device(s) present "

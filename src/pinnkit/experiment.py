@@ -21,7 +21,9 @@ import numpy as np
 
 from pinnkit import nn, problems
 from pinnkit.engine import LogSchedule, Probes, TrainResult, columns, fit_stacked
-from pinnkit.engine.loop import _unstack
+from pinnkit.engine.loop import resume_position
+from pinnkit.engine.schedule import MAX_ROWS, MAX_STEPS
+from pinnkit.engine.stacked import stack, unstack
 from pinnkit.optimizers import (
     FIRST_ORDER_OPTIMIZERS,
     LINE_SEARCH_OPTIMIZERS,
@@ -30,24 +32,18 @@ from pinnkit.optimizers import (
     check_reweighting_options,
     make_reweighting,
 )
-from pinnkit.plans import PlanSpec, build_plan, parse_plan
+from pinnkit.plans import Plan, PlanSpec, build_plan, check_hold_every, parse_plan
 from pinnkit.problems.base import SAMPLERS, Points, Problem
 from pinnkit.sampling import Resampling
+from pinnkit.validation import integer
 
 __all__ = [
-    "ARCHITECTURES", "RunConfig", "Setup", "init_models", "initial_state", "model_for", "run", "run_stacked", "setup",
-    "summarize",
+    "ARCHITECTURES", "RunConfig", "Setup", "init_models", "initial_state", "model_for", "plan_for", "run",
+    "run_stacked", "setup", "summarize",
 ]
 
 ARCHITECTURES = ("mlp", "modified-mlp")
 MAX_SEED = 2**32 - 1
-
-
-def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be at most {maximum:,}, got {value:,}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,17 +134,13 @@ class RunConfig:
             raise ValueError(f"unknown sampling {self.sampling!r}; choose one of {sorted(SAMPLERS)}")
         if self.activation not in nn.ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; choose one of {sorted(nn.ACTIVATIONS)}")
-        from pinnkit.engine.schedule import MAX_STEPS
-
-        _check_int("steps", self.steps, 1, MAX_STEPS)
-        _check_int("seed", self.seed, 0, MAX_SEED)
+        integer("steps", self.steps, minimum=1, maximum=MAX_STEPS)
+        integer("seed", self.seed, minimum=0, maximum=MAX_SEED)
         for name in ("width", "depth", "points", "devices"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("fourier_features", self.fourier_features, 0)
+            integer(name, getattr(self, name), minimum=1)
+        integer("fourier_features", self.fourier_features, minimum=0)
         if not isinstance(self.log, LogSchedule):
             raise TypeError(f"log must be a LogSchedule, got {type(self.log).__name__}")
-        from pinnkit.engine.schedule import MAX_ROWS
-
         rows = self.log.count(self.steps)
         if rows > MAX_ROWS:
             raise ValueError(f"the log schedule would record {rows:,} history rows; at most {MAX_ROWS:,} "
@@ -164,9 +156,11 @@ class RunConfig:
             raise ValueError(f"snr_batches={self.probes.snr_batches} exceeds points={self.points}")
         if self.points % self.devices:
             raise ValueError(f"points={self.points} cannot be split evenly over devices={self.devices}")
-        if self.periodic:
-            periodic_axes = problems.get(self.problem, **dict(self.problem_params)).periodic_axes
-            if not periodic_axes:
+        # The problem's parameters are checked where a problem is made; with periodic=True, here (it asks the
+        # problem which inputs are periodic), otherwise last.
+        problem = self.make_problem() if self.periodic else None
+        if problem is not None:
+            if not problem.periodic_axes:
                 raise ValueError(f"periodic=True: problem {self.problem!r} has no periodic input")
             if not self.normalize_inputs:
                 raise ValueError("periodic=True needs normalize_inputs=True (the period is the domain's width)")
@@ -195,12 +189,22 @@ class RunConfig:
             for name in ("reweight_options", "line_search_reweight_options"):
                 if getattr(self, name):
                     raise ValueError(f"{name} given without a reweighting")
-        build_plan(spec, reweight="none", hold_every=self.hold_every)  # validates hold_every
-        problems.get(self.problem, **dict(self.problem_params))  # validates the parameters
+        check_hold_every(self.hold_every)
+        if problem is None:
+            self.make_problem()
 
     def plan_spec(self) -> PlanSpec:
         """The validated optimizer plan."""
         return parse_plan(self.optimizer, steps=self.steps, switch_step=self.switch_step, switch_at=self.switch_at)
+
+    def make_problem(self) -> Problem:
+        """The problem with the config's parameters.
+
+        Example:
+            >>> RunConfig(problem="helmholtz", problem_params={"a1": 2.0}).make_problem().a1
+            2.0
+        """
+        return problems.get(self.problem, **dict(self.problem_params))
 
     @property
     def double_precision(self) -> bool:
@@ -208,6 +212,16 @@ class RunConfig:
         if self.float64 is not None:
             return self.float64
         return any(name in LINE_SEARCH_OPTIMIZERS for name in self.plan_spec().names)
+
+    @property
+    def dtype(self) -> Any:
+        """The float dtype of the run's points and networks (see :attr:`double_precision`).
+
+        Example:
+            >>> RunConfig(optimizer="adam+lbfgs").dtype
+            <class 'jax.numpy.float64'>
+        """
+        return jnp.float64 if self.double_precision else jnp.float32
 
     def to_dict(self) -> dict[str, Any]:
         out = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
@@ -283,8 +297,8 @@ def setup(config: RunConfig) -> Setup:
         >>> built.points["pde"].shape
         (200, 2)
     """
-    problem = problems.get(config.problem, **dict(config.problem_params))
-    dtype = jnp.float64 if config.double_precision else jnp.float32
+    problem = config.make_problem()
+    dtype = config.dtype
     _, points_key, snr_key = _keys(config.seed)
     points = _drawn_in_float64(
         lambda wide: problem.sample(points_key, config.points, method=config.sampling, dtype=wide), dtype)
@@ -307,6 +321,20 @@ def model_for(config: RunConfig, problem: Problem, key: jax.Array, dtype=None):
         fourier_features=config.fourier_features or None, key=key, dtype=dtype,
         periodic=problem.periodic_axes if config.periodic else (),
     )
+
+
+def plan_for(config: RunConfig) -> Plan:
+    """The optimizer plan of a config: its stages' optax transforms, reweighting and learning rate included
+    (a ``learning_rate="auto"`` must have been resolved, :func:`resolve_learning_rate`).
+
+    Example:
+        >>> [stage.name for stage in plan_for(RunConfig(optimizer="adam+lbfgs", steps=10)).stages]
+        ['adam', 'lbfgs']
+    """
+    return build_plan(config.plan_spec(), reweight=config.reweight, num_samples=config.points,
+                      reweight_options=config.reweight_options, hold_every=config.hold_every,
+                      line_search_reweight_options=config.line_search_reweight_options,
+                      learning_rate=config.learning_rate, schedule=config.schedule)
 
 
 def init_models(config: RunConfig, problem: Problem, seeds: Sequence[int], dtype=None):
@@ -362,10 +390,7 @@ def run_stacked(config: RunConfig, built: Setup, seeds: Sequence[int], *, callba
         raise ValueError("resolve learning_rate='auto' first (pinnkit.experiment.resolve_learning_rate)")
     model, initial = init_models(config, built.problem, seeds, built.dtype)
     params = initial if params is None else params
-    plan = build_plan(config.plan_spec(), reweight=config.reweight, num_samples=config.points,
-                      reweight_options=config.reweight_options, hold_every=config.hold_every,
-                      line_search_reweight_options=config.line_search_reweight_options,
-                      learning_rate=config.learning_rate, schedule=config.schedule)
+    plan = plan_for(config)
     mesh = None
     if config.devices > 1:
         from pinnkit.distributed import data_mesh
@@ -418,8 +443,8 @@ def run(
                                 eqx.is_inexact_array, inverse=True)
 
             def stacked_checkpoint(step, params, opt_state, histories):
-                whole = eqx.combine(_unstack(params, 0), static)
-                return checkpoint(step, whole, _unstack(opt_state, 0), histories[0])
+                whole = eqx.combine(unstack(params, 0), static)
+                return checkpoint(step, whole, unstack(opt_state, 0), histories[0])
 
         if resume_from is None:
             (result,) = run_stacked(config, built, [config.seed], callback=callback, checkpoint=stacked_checkpoint)
@@ -433,7 +458,6 @@ def run(
             return TrainResult(saved.model, saved.opt_state, history, "completed", saved.step,
                                wall if math.isfinite(wall) else 0.0, compile_time, built.points,
                                _stage_starts(config, saved.step, history))
-        stack = lambda tree: jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], tree)
         (result,) = run_stacked(
             config, built, [config.seed], callback=callback, checkpoint=stacked_checkpoint,
             opt_state=stack(saved.opt_state), start_step=saved.step, histories=[saved.history],
@@ -450,22 +474,15 @@ def initial_state(config: RunConfig, stage: int = 0):
         >>> model.layers[0].weight.shape
         (8, 2)
     """
-    problem = problems.get(config.problem, **dict(config.problem_params))
-    dtype = jnp.float64 if config.double_precision else jnp.float32
-    model, _ = init_models(config, problem, [config.seed], dtype)
-    plan = build_plan(config.plan_spec(), reweight=config.reweight, num_samples=config.points,
-                      reweight_options=config.reweight_options, hold_every=config.hold_every,
-                      line_search_reweight_options=config.line_search_reweight_options,
-                      learning_rate=config.learning_rate, schedule=config.schedule)
+    model, _ = init_models(config, config.make_problem(), [config.seed], config.dtype)
+    plan = plan_for(config)
     return model, plan.stages[stage].optimizer.init(eqx.filter(model, eqx.is_inexact_array))
 
 
 def _stage_starts(config: RunConfig, step: int, history) -> tuple[int, ...]:
     """Where the stages of a run that stands at ``step`` began, as training reports them (from its history)."""
-    from pinnkit.engine.loop import _resume_position
-
-    plan = build_plan(config.plan_spec(), reweight="none", hold_every=config.hold_every)
-    return tuple(_resume_position(plan, plan.lengths(config.steps), step, history)[1])
+    lengths = [count for _, count in config.plan_spec().stages]  # the spec's counts add up to config.steps
+    return tuple(resume_position(lengths, step, history)[1])
 
 
 def _load_resume_state(config: RunConfig, built: Setup, resume_from):

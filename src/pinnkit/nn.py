@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from pinnkit.validation import is_integer, positive_int
+
 __all__ = ["MLP", "ModifiedMLP", "FourierFeatures", "xavier_normal", "ACTIVATIONS"]
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
@@ -74,8 +76,7 @@ class FourierFeatures(eqx.Module):
     frequencies: tuple[tuple[float, ...], ...] = eqx.field(static=True)
 
     def __init__(self, in_size: int, num_features: int, *, scale: float = 1.0, key: PRNGKeyArray, dtype=None):
-        if num_features <= 0:
-            raise ValueError(f"num_features must be positive, got {num_features}")
+        positive_int("num_features", num_features)
         dtype = dtype or jnp.zeros(()).dtype
         drawn = scale * jax.random.normal(key, (num_features, in_size), dtype)
         self.frequencies = tuple(tuple(float(value) for value in row) for row in np.asarray(drawn))
@@ -142,7 +143,7 @@ def _input_map(in_size, domain, fourier_features, fourier_scale, key, dtype, per
         lower, upper = tuple(float(v) for v in lower), tuple(float(v) for v in upper)
     periodic = tuple(sorted(set(periodic or ())))
     for axis in periodic:
-        if isinstance(axis, bool) or not isinstance(axis, int) or not 0 <= axis < in_size:
+        if not is_integer(axis) or not 0 <= axis < in_size:
             raise ValueError(f"periodic axes must be input indices in [0, {in_size}), got {axis!r}")
     if periodic and domain is None:
         raise ValueError("a periodic axis needs the domain (its period is the domain's width)")
@@ -156,8 +157,7 @@ def _input_map(in_size, domain, fourier_features, fourier_scale, key, dtype, per
 
 def _check_sizes(in_size: int, out_size: int, width: int, depth: int) -> None:
     for name, value in (("in_size", in_size), ("out_size", out_size), ("width", width), ("depth", depth)):
-        if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        positive_int(name, value)
 
 
 class MLP(eqx.Module):

@@ -22,7 +22,7 @@ from typing import Any
 
 from pinnkit.history import History
 
-__all__ = ["Stage", "Plan", "PlanSpec", "parse_plan", "build_plan", "SWITCH_CONDITIONS", "as_plan"]
+__all__ = ["Stage", "Plan", "PlanSpec", "parse_plan", "build_plan", "SWITCH_CONDITIONS", "as_plan", "check_hold_every"]
 
 SWITCH_CONDITIONS = ("equilibrium",)
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -270,9 +270,7 @@ def build_plan(spec: PlanSpec, *, reweight: str = "none", num_samples: int | Map
     """
     from pinnkit.optimizers import LINE_SEARCH_OPTIMIZERS, make_optimizer
 
-    if hold_every != "auto" and hold_every is not None and (
-            isinstance(hold_every, bool) or not isinstance(hold_every, int) or hold_every < 1):
-        raise ValueError(f"hold_every must be 'auto', None or a positive integer, got {hold_every!r}")
+    check_hold_every(hold_every)
     stages = []
     for index, (name, count) in enumerate(spec.stages):
         hold: int | None = 1
@@ -288,6 +286,20 @@ def build_plan(spec: PlanSpec, *, reweight: str = "none", num_samples: int | Map
         last = index == len(spec.stages) - 1
         stages.append(Stage(optimizer, None if (last and spec.switch_at) else count, name, switch_when))
     return Plan(tuple(stages))
+
+
+def check_hold_every(hold_every: Any) -> None:
+    """Raise ``ValueError`` unless ``hold_every`` is ``"auto"``, None or a positive integer (see :func:`build_plan`).
+
+    Example:
+        >>> check_hold_every(0)
+        Traceback (most recent call last):
+        ...
+        ValueError: hold_every must be 'auto', None or a positive integer, got 0
+    """
+    if hold_every != "auto" and hold_every is not None and (
+            isinstance(hold_every, bool) or not isinstance(hold_every, int) or hold_every < 1):
+        raise ValueError(f"hold_every must be 'auto', None or a positive integer, got {hold_every!r}")
 
 
 def equilibrium_confirmed(history: History) -> bool:

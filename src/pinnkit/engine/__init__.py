@@ -6,8 +6,12 @@
   :class:`Probes` that configure them);
 - :mod:`~pinnkit.engine.columns`: the history's column schema;
 - :mod:`~pinnkit.engine.schedule`: when rows are recorded (:class:`LogSchedule`);
-- :mod:`~pinnkit.engine.loop`: the outer loop over the stages of a plan: rows, divergence, callbacks,
-  checkpoints (:func:`fit`, :func:`fit_stacked`).
+- :mod:`~pinnkit.engine.loop`: the outer loop over the stages of a plan: chunks between rows, divergence,
+  checkpoints, stage switches (:func:`fit`, :func:`fit_stacked`), composed of
+- :mod:`~pinnkit.engine.recording` (a probe's row into each live model's history, the callback),
+  :mod:`~pinnkit.engine.liveness` (which stacked models are still finite, and why the others stopped),
+  :mod:`~pinnkit.engine.clock` (wall and compile time), :mod:`~pinnkit.engine.resampler` (the points now, and
+  their redraws) and :mod:`~pinnkit.engine.stacked` (trees of K stacked models: stack, unstack, select).
 """
 
 from pinnkit.engine import columns

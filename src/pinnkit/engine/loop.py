@@ -8,26 +8,29 @@ whose length is an argument, and the row probe) and reuses them for every row.
 from __future__ import annotations
 
 import enum
-import math
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from pinnkit import diagnostics, reweight
+from pinnkit import diagnostics
 from pinnkit.engine import columns
-from pinnkit.engine.probes import Probes, information, probe
+from pinnkit.engine.clock import Clock
+from pinnkit.engine.liveness import Liveness
+from pinnkit.engine.probes import Probes, probe
+from pinnkit.engine.recording import Recorder
+from pinnkit.engine.resampler import Resampler
 from pinnkit.engine.schedule import MAX_ROWS, MAX_STEPS, LogSchedule
-from pinnkit.engine.steps import CompiledFunctions, Steps, forget_loss
+from pinnkit.engine.stacked import finite_per_model, select, stack, unstack
+from pinnkit.engine.steps import CompiledFunctions, Steps
 from pinnkit.history import History
-from pinnkit.plans import Plan, as_plan
+from pinnkit.plans import as_plan
 from pinnkit.problems.base import Points, Problem
+from pinnkit.validation import integer
 
-__all__ = ["Outcome", "TrainResult", "Trainer", "fit", "fit_stacked"]
+__all__ = ["Outcome", "TrainResult", "Trainer", "fit", "fit_stacked", "resume_position"]
 
 
 class Outcome(enum.Enum):
@@ -175,101 +178,44 @@ def _check_points(problem: Problem, points: Points) -> int:
     return sizes.pop()
 
 
-def _check_count(name: str, value, *, minimum: int, maximum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be at most {maximum:,}, got {value:,}")
-
-
-def _finite_per_model(params) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(leaf.reshape(leaf.shape[0], -1)), axis=1)
-              for leaf in jax.tree_util.tree_leaves(params)]
-    return jnp.all(jnp.stack(leaves), axis=0)
-
-
-def _select(keep: np.ndarray, old, new):
-    """Per model: ``old`` where ``keep``, else ``new`` (leaves carry a leading model axis)."""
-    if old is None:
-        return new
-    mask = jnp.asarray(keep)
-    return jax.tree_util.tree_map(
-        lambda a, b: jnp.where(mask.reshape((-1,) + (1,) * (b.ndim - 1)), a, b), old, new)
-
-
-def _unstack(tree, index: int):
-    return jax.tree_util.tree_map(lambda leaf: leaf[index], tree)
+# The name the results of fit_stacked are assembled with, so that those lines read as they did.
+_unstack = unstack
 
 
 class _Run:
-    """The state of one stacked run across stages: histories, which models are alive, the clock."""
+    """One stacked run across the stages of a plan, composed of one part per concern: its recorded rows, which
+    models are still alive, its clock and its collocation points."""
 
-    def __init__(self, histories: list[History], start_step: int, points: Points, resampling, resampling_key):
-        self.histories = histories
-        self.points = points  # the collocation points now (redrawn by resampling)
-        self.resampling = resampling
-        self.resampling_key = resampling_key
-        self._draw = None
-        self._carry = None
-        self.num_models = len(histories)
-        self.alive = np.ones(self.num_models, bool)
-        self.statuses = [Outcome.COMPLETED.value] * self.num_models
-        previous = histories[0].last(columns.WALL_TIME) if len(histories[0]) else math.nan
-        self.wall = previous if math.isfinite(previous) else 0.0
-        self.last_good = [(start_step, self.wall)] * self.num_models
+    def __init__(self, histories: list[History], start_step: int, points: Points, resampling, resampling_key,
+                 probes: Probes, callback):
+        self.clock = Clock.resumed(histories[0])
+        self.liveness = Liveness(len(histories))
+        self.recorder = Recorder(histories, start_step, self.clock.wall_s, probes, callback)
+        self.resampler = Resampler(resampling, resampling_key, points)
 
-    def record(self, trainer: Trainer, step: int, stage: int, row: dict, failures, params, probes: Probes,
-               layer_names: list[str], callback) -> None:
-        arrays = jax.tree_util.tree_map(np.asarray, row)
-        failures = np.asarray(failures) if failures is not None else None
-        for index in np.flatnonzero(self.alive):
-            entry: dict[str, float] = {columns.STEP: step, columns.STAGE: stage, columns.WALL_TIME: self.wall}
-            for name in sorted(arrays, key=columns.order_key):
-                value = arrays[name]
-                if name == "layer_snr":
-                    entry.update({columns.layer_snr(layer): float(v)
-                                  for layer, v in zip(layer_names, value[index], strict=True)})
-                else:
-                    entry[name] = float(value[index])
-            if trainer.steps.line_search:
-                entry[columns.LINE_SEARCH_FAILURES] = int(failures[index]) if failures is not None else 0
-            history = self.histories[index]
-            if probes.information_every and len(history) % probes.information_every == 0:
-                entry.update(information(trainer.model_of(_unstack(params, index)), trainer.points,
-                                         trainer.problem.collocation_terms[0], probes.information_points))
-            history.append(entry)
-            self.last_good[index] = (step, self.wall)
-        if callback is not None and self.alive.any():
-            callback(step, self.histories[int(np.flatnonzero(self.alive)[0])]._last_row())
+    @property
+    def histories(self) -> list[History]:
+        return self.recorder.histories
+
+    @property
+    def last_good(self) -> list[tuple[int, float]]:
+        """Each model's last recorded step and the wall time then (what its result reports)."""
+        return self.recorder.last_good
+
+    @property
+    def statuses(self) -> list[str]:
+        """Each model's status: completed, or diverged and why."""
+        return [f"{Outcome.DIVERGED.value}: {reason}" if reason else Outcome.COMPLETED.value
+                for reason in self.liveness.reasons]
+
+    def record(self, trainer: Trainer, step: int, stage: int, row: dict, failures, params,
+               layer_names: list[str]) -> None:
+        self.recorder.record(trainer, step, stage, row, failures, params, alive=self.liveness.alive,
+                             wall_s=self.clock.wall_s, layer_names=layer_names)
 
     def next_mark(self, log: LogSchedule, step: int, end: int) -> int:
-        mark = log.next_mark(step, end)
-        if self.resampling is not None:
-            mark = min(mark, (step // self.resampling.every + 1) * self.resampling.every)
-        return mark
-
-    def resample_due(self, step: int, end: int) -> bool:
-        return self.resampling is not None and step % self.resampling.every == 0 and step < end
-
-    def redraw(self, trainer: Trainer, params, step: int) -> Points:
-        """New collocation points for the (one) model at ``step``."""
-        if self._draw is None:
-            problem = trainer.problem
-            self._draw = jax.jit(lambda key, p, points, redraw: self.resampling.draw(
-                key, problem, trainer.model_of(p), points, redraw=redraw))
-        key = jax.random.fold_in(self.resampling_key, step)
-        # The redraw's number in the run (1, 2, ...): the clock of an annealed density; traced, so no recompiling.
-        redraw = np.asarray(step // self.resampling.every, np.int32)
-        self.points = self._draw(key, _unstack(params, 0), self.points, redraw)
-        return self.points
-
-    def carry_weights(self, trainer: Trainer, opt_state, old: Points, new: Points):
-        """The optimizer state with its sample weights moved onto the redrawn points (nearest old point)."""
-        if self._carry is None:
-            lower, upper = (np.asarray(bound, float) for bound in trainer.problem.domain)
-            self._carry = jax.jit(lambda state, a, b: reweight.carry_weights(state, a, b, scale=upper - lower))
-        term = trainer.problem.collocation_terms[0]
-        return self._carry(opt_state, old[term], new[term])
+        """The step of the next row: the log schedule's, or an earlier redraw of the points."""
+        return self.resampler.next_mark(log.next_mark(step, end), step=step)
 
 
 def fit_stacked(
@@ -339,10 +285,10 @@ def fit_stacked(
         raise TypeError(f"log must be a pinnkit.LogSchedule, got {type(log).__name__}")
     if not isinstance(probes, Probes):
         raise TypeError(f"probes must be a pinnkit.Probes, got {type(probes).__name__}")
-    _check_count("start_step", start_step, minimum=0, maximum=MAX_STEPS)
+    integer("start_step", start_step, minimum=0, maximum=MAX_STEPS)
     lengths = plan.lengths(steps)
     total = sum(lengths)
-    _check_count("steps", total, minimum=1, maximum=MAX_STEPS)
+    integer("steps", total, minimum=1, maximum=MAX_STEPS)
     if start_step >= total and start_step > 0:
         raise ValueError(f"start_step={start_step} is not before the end of the run ({total} steps)")
     rows = log.count(total, start_step)
@@ -364,10 +310,9 @@ def fit_stacked(
     reference = reference if reference is not None else problem.reference()
     error_fn = problem.relative_l2_fn(reference)
     run = _Run(histories, start_step, points, resampling,
-               resampling_key if resampling_key is not None else jax.random.key(0))
-    stage_index, stage_starts = _resume_position(plan, lengths, start_step, histories[0])
+               resampling_key if resampling_key is not None else jax.random.key(0), probes, callback)
+    stage_index, stage_starts = resume_position(lengths, start_step, histories[0])
     step = start_step
-    compile_time = 0.0
     carried_state = None
     trained_points = points
     for index in range(stage_index, len(plan.stages)):
@@ -376,7 +321,7 @@ def fit_stacked(
             stage_starts.append(step)
         last = index == len(plan.stages) - 1
         end = total if last else min(total, stage_starts[-1] + lengths[index])
-        trainer = Trainer(problem, model, stage.optimizer, run.points, probes=probes, snr_key=snr_key,
+        trainer = Trainer(problem, model, stage.optimizer, run.resampler.points, probes=probes, snr_key=snr_key,
                           error_fn=error_fn, mesh=mesh)
         params = trainer.place(params)
         if opt_state is None or index != stage_index:
@@ -388,13 +333,14 @@ def fit_stacked(
             opt_state = fresh
         opt_state = trainer.place(opt_state)
         params, opt_state, step = _run_stage(trainer, run, params, opt_state, start=step, end=end, stage=index,
-                                             log=log, probes=probes, callback=callback, checkpoint=checkpoint,
-                                             switch_when=stage.switch_when)
-        compile_time += trainer.compile_time_s
+                                             log=log, checkpoint=checkpoint, switch_when=stage.switch_when)
+        run.clock.add_compile(trainer.compile_time_s)
         carried_state = opt_state
         trained_points = trainer.points
-        if not run.alive.any() or step >= total:
+        if not run.liveness.any() or step >= total:
             break
+    compile_time = run.clock.compile_s
+
     results = []
     for index in range(num_models):
         done_step, done_wall = run.last_good[index]
@@ -405,72 +351,73 @@ def fit_stacked(
     return results
 
 
-def _resume_position(plan: Plan, lengths: list[int], start_step: int, history: History) -> tuple[int, list[int]]:
-    """The stage that ``start_step`` falls in and the steps at which the stages so far began."""
+def resume_position(lengths: Sequence[int], start_step: int, history: History) -> tuple[int, list[int]]:
+    """The stage that ``start_step`` falls in and the steps at which the stages so far began.
+
+    Args:
+        lengths: the planned steps of each stage (``plan.lengths(total)``).
+        start_step: the steps already done.
+        history: the history so far: its stage column, where there is one, says where the stages began (a switch
+            may have been detected, not planned).
+
+    Example:
+        >>> resume_position([10, 20], 15, History())
+        (1, [0, 10])
+    """
     if len(history) and columns.STAGE in history and start_step > 0:
-        # The recorded stage column says where the stages began (a switch may have been detected, not planned).
         stages = history[columns.STAGE]
         steps = history[columns.STEP]
         starts = [0] + [int(steps[i - 1]) for i in range(1, len(stages)) if stages[i] != stages[i - 1]]
         return int(stages[-1]), starts
     bounds = np.cumsum([0, *lengths])
     index = int(np.searchsorted(bounds, start_step, side="right") - 1)
-    index = min(index, len(plan.stages) - 1)
+    index = min(index, len(lengths) - 1)
     return index, [int(b) for b in bounds[: index + 1]]
 
 
 def _run_stage(trainer: Trainer, run: _Run, params, opt_state, *, start: int, end: int, stage: int,
-               log: LogSchedule, probes: Probes, callback, checkpoint, switch_when) -> tuple[Any, Any, int]:
+               log: LogSchedule, checkpoint, switch_when) -> tuple[Any, Any, int]:
     """Chunks of steps between rows from ``start`` to ``end`` (or until ``switch_when``)."""
     if start >= end:
         return params, opt_state, start
-    layer_names = [name for name in diagnostics.gradient_leaf_names(_unstack(params, 0))
+    layer_names = [name for name in diagnostics.gradient_leaf_names(unstack(params, 0))
                    if name.endswith("weight")]
     probe_fn = trainer.probe(params, opt_state)
     row, pending = probe_fn(params, opt_state, trainer.points)
     if start == 0 and len(run.histories[0]) == 0:
-        run.record(trainer, 0, stage, row, None, params, probes, layer_names, callback)
+        run.record(trainer, 0, stage, row, None, params, layer_names)
     chunk_fn = trainer.chunk(params, opt_state, pending)
     good = (params, opt_state, pending)
     step = start
     while step < end:
         mark = run.next_mark(log, step, end)
-        tick = time.perf_counter()
-        new_params, new_state, failures = chunk_fn(params, opt_state, trainer.points, pending, np.int32(step),
-                                                   np.int32(mark - step))
-        row, new_pending = probe_fn(new_params, new_state, trainer.points)
-        losses = np.asarray(row[columns.LOSS])
-        finite = np.isfinite(losses) & np.asarray(_finite_per_model(new_params))
-        run.wall += time.perf_counter() - tick
-        newly_dead = run.alive & ~finite
-        for index in np.flatnonzero(newly_dead):
-            quantity = "loss" if not np.isfinite(losses[index]) else "parameters"
-            run.statuses[index] = f"diverged: {quantity} became non-finite within steps {step + 1}-{mark}"
-        run.alive &= ~newly_dead
+        with run.clock.timing():
+            new_params, new_state, failures = chunk_fn(params, opt_state, trainer.points, pending, np.int32(step),
+                                                       np.int32(mark - step))
+            row, new_pending = probe_fn(new_params, new_state, trainer.points)
+            losses = np.asarray(row[columns.LOSS])
+            finite_params = np.asarray(finite_per_model(new_params))
+        newly_dead = run.liveness.update(losses, finite_params, first_step=step + 1, last_step=mark)
         if newly_dead.any():
             # Models that just diverged keep their last finite state; the others go on.
-            new_params = trainer.place(_select(newly_dead, good[0], new_params))
-            new_state = trainer.place(_select(newly_dead, good[1], new_state))
-            new_pending = _select(newly_dead, good[2], new_pending) if new_pending is not None else None
+            new_params = trainer.place(select(newly_dead, good[0], new_params))
+            new_state = trainer.place(select(newly_dead, good[1], new_state))
+            new_pending = select(newly_dead, good[2], new_pending) if new_pending is not None else None
         params, opt_state, pending = new_params, new_state, new_pending
         step = mark
-        if not run.alive.any():
+        if not run.liveness.any():
             break
         good = (params, opt_state, pending)
-        run.record(trainer, step, stage, row, failures, params, probes, layer_names, callback)
+        run.record(trainer, step, stage, row, failures, params, layer_names)
         if checkpoint is not None:
             checkpoint(step, params, opt_state, run.histories)
         if switch_when is not None and len(run.histories) == 1 and switch_when(run.histories[0]):
             break
-        if run.resample_due(step, end):
-            tick = time.perf_counter()
-            old_points = trainer.points
-            trainer.set_points(run.redraw(trainer, params, step))
-            # A weight belongs to a place in the domain: the new points take their nearest old point's weight.
-            opt_state = trainer.place(forget_loss(run.carry_weights(trainer, opt_state, old_points, trainer.points)))
-            _, pending = probe_fn(params, opt_state, trainer.points)
+        if run.resampler.due(step, end=end):
+            with run.clock.timing():
+                opt_state = run.resampler.resample(trainer, params, opt_state, step)
+                _, pending = probe_fn(params, opt_state, trainer.points)
             good = (params, opt_state, pending)
-            run.wall += time.perf_counter() - tick
     return params, opt_state, step
 
 
@@ -536,12 +483,11 @@ def fit(
         from pinnkit.distributed import data_mesh
 
         mesh = data_mesh(devices)
-    stack = lambda tree: jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], tree)
     stacked_checkpoint = None
     if checkpoint is not None:
         def stacked_checkpoint(step, params, state, histories):
-            whole = eqx.combine(_unstack(params, 0), eqx.filter(model, eqx.is_inexact_array, inverse=True))
-            return checkpoint(step, whole, _unstack(state, 0), histories[0])
+            whole = eqx.combine(unstack(params, 0), eqx.filter(model, eqx.is_inexact_array, inverse=True))
+            return checkpoint(step, whole, unstack(state, 0), histories[0])
 
     params = eqx.filter(model, eqx.is_inexact_array)
     (result,) = fit_stacked(

@@ -22,6 +22,7 @@ from pinnkit.engine import columns
 from pinnkit.engine.steps import Evaluation, Steps
 from pinnkit.problems.base import Points
 from pinnkit.reweight import sample_weights
+from pinnkit.validation import integer
 
 __all__ = ["Probes", "probe", "information"]
 
@@ -54,10 +55,8 @@ class Probes:
         # snr_batches is the CLI's --snr-batches: its messages name the flag too.
         for name, minimum in (("snr_batches", 0), ("homogeneity_bins", 1), ("information_every", 0),
                               ("information_points", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-                label = "snr_batches (--snr-batches)" if name == "snr_batches" else name
-                raise ValueError(f"{label} must be an integer >= {minimum}, got {value!r}")
+            label = "snr_batches (--snr-batches)" if name == "snr_batches" else name
+            integer(label, getattr(self, name), minimum=minimum)
         if self.snr_batches == 1:
             raise ValueError("snr_batches (--snr-batches) must be 0 (off) or at least 2: one batch has no spread, "
                              "its SNR is infinite")

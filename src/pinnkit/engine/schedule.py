@@ -5,17 +5,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
+from pinnkit.validation import integer
+
 __all__ = ["LogSchedule", "MAX_STEPS", "MAX_ROWS"]
 
 # optax keeps its step counts in int32, and a history row per step beyond this is no longer a history.
 MAX_STEPS = 1_000_000_000
 MAX_ROWS = 1_000_000
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,14 +39,14 @@ class LogSchedule:
     dense_every: int = 2
 
     def __post_init__(self) -> None:
-        _check_int("every (--log-every)", self.every, 1)  # the CLI flag too: a command-line user sees what to change
-        _check_int("dense_until", self.dense_until, 0)
-        _check_int("dense_every", self.dense_every, 1)
+        integer("every (--log-every)", self.every, minimum=1)  # the CLI flag too: the user sees what to change
+        integer("dense_until", self.dense_until, minimum=0)
+        integer("dense_every", self.dense_every, minimum=1)
 
     def marks(self, end: int, start: int = 0) -> Iterator[int]:
         """The steps in ``(start, end]`` after which a row is recorded, in order (a generator: O(1) memory)."""
-        _check_int("end", end, 1)
-        _check_int("start", start, 0)
+        integer("end", end, minimum=1)
+        integer("start", start, minimum=0)
         step = start
         while step < end:
             step = self.next_mark(step, end)
@@ -65,8 +61,8 @@ class LogSchedule:
 
     def count(self, end: int, start: int = 0) -> int:
         """The number of rows in ``(start, end]`` (closed form, for checking a run's size up front)."""
-        _check_int("end", end, 1)
-        _check_int("start", start, 0)
+        integer("end", end, minimum=1)
+        integer("start", start, minimum=0)
         if end <= start:
             return 0
         dense_top = min(self.dense_until, end)

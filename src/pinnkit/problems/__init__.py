@@ -37,7 +37,7 @@ def get(name: str, **params: Any) -> Problem:
 
     Example:
         >>> get("helmholtz", a1=6, a2=6).a1
-        6
+        6.0
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown problem {name!r}; choose one of {names()}")

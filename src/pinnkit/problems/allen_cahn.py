@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from pinnkit.derivatives import axis_derivatives, batch_axis_derivatives
 from pinnkit.problems.base import Problem, scalar_output
 from pinnkit.reference.base import Reference
+from pinnkit.validation import integer
 
 
 def allen_cahn_initial(x):
@@ -52,8 +53,7 @@ class AllenCahn(Problem):
 
     def validate(self) -> None:
         for name in ("initial_points", "boundary_points", "num_x", "num_t"):
-            if getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be > 1, got {getattr(self, name)}")
+            integer(name, getattr(self, name), minimum=2)
         if not 0 < self.diffusion <= 1000:
             raise ValueError(f"diffusion must lie in (0, 1000], got {self.diffusion}")
         if abs(self.reaction) > 1000:

@@ -19,6 +19,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from pinnkit.reference.base import Reference
+from pinnkit.validation import positive_int
 
 __all__ = ["Problem", "Points", "Residuals", "latin_hypercube", "uniform"]
 
@@ -112,8 +113,7 @@ class Problem(abc.ABC):
         Returns:
             A dict from term name to an array of points of shape ``(n, len(input_names))``.
         """
-        if not isinstance(num_residual, int) or num_residual <= 0:
-            raise ValueError(f"num_residual must be a positive int, got {num_residual!r}")
+        num_residual = positive_int("num_residual", num_residual)
         if method not in SAMPLERS:
             raise ValueError(f"unknown sampling method {method!r}; choose one of {sorted(SAMPLERS)}")
         dtype = dtype or jnp.zeros(()).dtype

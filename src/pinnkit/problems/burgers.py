@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from pinnkit.derivatives import batch_axis_derivatives
 from pinnkit.problems.base import Problem, scalar_output
 from pinnkit.reference.base import Reference
+from pinnkit.validation import integer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +42,7 @@ class Burgers(Problem):
         if not 0 < self.viscosity <= 1000:
             raise ValueError(f"viscosity must lie in (0, 1000], got {self.viscosity}")
         for name in ("initial_points", "boundary_points", "num_x", "num_t"):
-            if getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be > 1, got {getattr(self, name)}")
+            integer(name, getattr(self, name), minimum=2)
 
     def constraint_points(self, key):
         x = jnp.linspace(-1.0, 1.0, self.initial_points)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from pinnkit.derivatives import batch_directional_derivatives
 from pinnkit.problems.base import Problem
 from pinnkit.reference.base import Reference
+from pinnkit.validation import positive_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +43,7 @@ class Cavity(Problem):
     def validate(self) -> None:
         if not 0 < self.reynolds <= 100_000:
             raise ValueError(f"reynolds must lie in (0, 100000], got {self.reynolds}")
-        if self.boundary_points_per_side <= 0:
-            raise ValueError(f"boundary_points_per_side must be positive, got {self.boundary_points_per_side}")
+        positive_int("boundary_points_per_side", self.boundary_points_per_side)
 
     def constraint_points(self, key):
         n = self.boundary_points_per_side

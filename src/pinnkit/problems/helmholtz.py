@@ -11,6 +11,7 @@ import numpy as np
 from pinnkit.derivatives import batch_axis_derivatives
 from pinnkit.problems.base import Problem, scalar_output
 from pinnkit.reference.base import Reference
+from pinnkit.validation import integer, positive_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +46,8 @@ class Helmholtz(Problem):
                                  "(zero makes the exact solution vanish)")
         if abs(self.k) > 1000:
             raise ValueError(f"k must satisfy |k| <= 1000, got {self.k}")
-        if self.boundary_points_per_side <= 0:
-            raise ValueError(f"boundary_points_per_side must be positive, got {self.boundary_points_per_side}")
-        if self.grid_size < 2:
-            raise ValueError(f"grid_size must be at least 2, got {self.grid_size}")
+        positive_int("boundary_points_per_side", self.boundary_points_per_side)
+        integer("grid_size", self.grid_size, minimum=2)
 
     def exact(self, x, y):
         """The manufactured solution (works on numpy and JAX arrays)."""
