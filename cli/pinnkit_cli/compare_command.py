@@ -31,12 +31,19 @@ from pinnkit_cli.errors import (
     printable_path,
     show_path,
 )
+from pinnkit_cli.live_help import computed_help_option
 from pinnkit_cli.options import parse_learning_rate, parse_list, parse_params, progress_bar, significant
 from pinnkit_cli.running import guarded, write_or_exit
 
 __all__ = ["compare", "plot", "results_table"]
 
 TABLE_WIDTH = 80
+
+
+def plans_help() -> str:
+    """The help of ``--optimizers``: the registry's optimizers, read when the command is built."""
+    return (f"Comma-separated plans from {', '.join(OPTIMIZERS)} and two-stage plans such as adam+lbfgs; "
+            "separate with ';' when a plan gives stage lengths (adam:1000,lbfgs:1000;adam).")
 
 
 def results_table(rows, config: CompareConfig) -> tuple[Table, str]:
@@ -76,9 +83,7 @@ def results_table(rows, config: CompareConfig) -> tuple[Table, str]:
 
 def compare(
     problem: str = typer.Option(None, help="Problem name (default: the preset's, helmholtz for quick)."),
-    optimizers: str = typer.Option(
-        None, help=f"Comma-separated plans from {', '.join(OPTIMIZERS)} and two-stage plans such as "
-        "adam+lbfgs; separate with ';' when a plan gives stage lengths (adam:1000,lbfgs:1000;adam)."),
+    optimizers: str = computed_help_option(None, help=plans_help),
     reweight: str = typer.Option(None, help=f"Comma-separated, from {','.join(REWEIGHTINGS)}."),
     reweight_option: list[str] = typer.Option(
         [], "--reweight-option", help="Option of the reweighting transforms NAME=VALUE (repeatable), e.g. "
