@@ -40,6 +40,12 @@ __all__ = ["compare", "plot", "results_table"]
 TABLE_WIDTH = 80
 
 
+def plans_help() -> str:
+    """The help of ``--optimizers``: the registry's optimizers, read when the command is built."""
+    return (f"Comma-separated plans from {', '.join(OPTIMIZERS)} and two-stage plans such as adam+lbfgs; "
+            "separate with ';' when a plan gives stage lengths (adam:1000,lbfgs:1000;adam).")
+
+
 def results_table(rows, config: CompareConfig) -> tuple[Table, str]:
     """The per-(plan, reweighting) table, sized to stay readable in 80 columns, and its footnote.
 
@@ -77,9 +83,7 @@ def results_table(rows, config: CompareConfig) -> tuple[Table, str]:
 
 def compare(
     problem: str = typer.Option(None, help="Problem name (default: the preset's, helmholtz for quick)."),
-    optimizers: str = typer.Option(
-        None, help=f"Comma-separated plans from {', '.join(OPTIMIZERS)} and two-stage plans such as "
-        "adam+lbfgs; separate with ';' when a plan gives stage lengths (adam:1000,lbfgs:1000;adam)."),
+    optimizers: str = live_option(None, help=plans_help),
     reweight: str = live_option(None, help=lambda: f"Comma-separated, from {','.join(REWEIGHTINGS)}."),
     reweight_option: list[str] = typer.Option(
         [], "--reweight-option", help="Option of the reweighting transforms NAME=VALUE (repeatable), e.g. "

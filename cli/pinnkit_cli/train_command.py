@@ -14,6 +14,7 @@ from pinnkit.atomic import atomic_write_text
 from pinnkit.checkpoint import Checkpointer, CheckpointError, CheckpointInfo, check_folder, read_checkpoint_info
 from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import RunConfig, resolve_learning_rate, run, setup, summarize
+from pinnkit.optimizer_registry import describe_optimizers
 from pinnkit.outputs import OutputClaim, UnfinishedOutputError, claim_existing, claim_output
 from pinnkit.resources import check_fits
 from pinnkit.reweight import describe_reweightings
@@ -29,6 +30,13 @@ from pinnkit_cli.options import (
 )
 from pinnkit_cli.running import guarded, write_or_exit
 
+
+def optimizer_help() -> str:
+    """The help of ``--optimizer``: every optimizer of the registry, read when the command is built."""
+    return (f"Optimizer or plan. Optimizers: {describe_optimizers()}. Plans: adam+ssbroyden (see --switch-step), "
+            "adam:2000,lbfgs:3000.")
+
+
 # Options that may accompany --resume: they change where and how often checkpoints go, not the run itself.
 RESUME_OPTIONS = ("resume", "checkpoint_every", "keep_checkpoints")
 # What an interrupted run needs to be continued: never replaced by --overwrite, kept when a write fails.
@@ -38,9 +46,7 @@ CHECKPOINTS = ("checkpoint-*.eqx",)
 def train(
     ctx: typer.Context,
     problem: str = typer.Option("helmholtz", help="Problem name (see `pinnkit problems`)."),
-    optimizer: str = typer.Option(
-        "adam", help="Optimizer or plan: adam, sgd, lbfgs, bfgs, ssbfgs, ssbroyden; adam+ssbroyden (see "
-        "--switch-step); adam:2000,lbfgs:3000."),
+    optimizer: str = live_option("adam", help=optimizer_help),
     switch_step: int = typer.Option(None, "--switch-step", help="Where a two-stage plan switches (default: half)."),
     switch_at: str = typer.Option(
         None, "--switch-at", help="'equilibrium': a two-stage plan switches when the online detector confirms "

@@ -171,9 +171,9 @@ class RunConfig:
             if not any(name in FIRST_ORDER_OPTIMIZERS for name in spec.names):
                 raise ValueError(f"learning_rate='auto' searches a first-order stage; plan {self.optimizer!r} has none")
         elif self.learning_rate is not None:
-            from pinnkit.optimizers import _check_learning_rate
+            from pinnkit.optimizers import check_learning_rate
 
-            _check_learning_rate(self.learning_rate)
+            check_learning_rate(self.learning_rate)
         if self.reweight != "none":
             make_reweighting(self.reweight, self.points, **dict(self.reweight_options))
             if self.line_search_reweight_options:

@@ -19,7 +19,9 @@ import jax.numpy as jnp
 import optax
 
 from pinnkit.engine import LogSchedule, Probes, columns, fit_stacked
-from pinnkit.optimizers import FIRST_ORDER_OPTIMIZERS, make_reweighting, paper_schedule
+from pinnkit.optimizer_registry import FIRST_ORDER_OPTIMIZERS, BuildOptions, optimizer_spec
+from pinnkit.optimizers import make_reweighting, paper_schedule
+from pinnkit.validation import real
 
 __all__ = ["CANDIDATES", "LearningRateSearch", "search_learning_rate"]
 
@@ -47,9 +49,10 @@ class LearningRateSearch:
 
 def _sweepable(name: str, schedule: str, momentum: float, reweight: str, num_samples,
                reweight_options: Mapping[str, Any] | None):
-    """The named first-order optimizer with its base learning rate as a state leaf (``step_size``)."""
+    """The named first-order optimizer with its base learning rate as a state leaf (``step_size``): its registry
+    entry's step-size-free ``direction``, then the schedule's decay, then the rate."""
     decay = paper_schedule(1.0) if schedule == "paper" else (lambda count: jnp.ones(()))
-    direction = optax.scale_by_adam() if name == "adam" else optax.trace(decay=momentum)
+    direction = optimizer_spec(name).direction(BuildOptions(momentum=momentum))
     base = optax.chain(direction, optax.scale_by_schedule(decay),
                        optax.inject_hyperparams(optax.scale)(step_size=-1.0))
     if reweight == "none":
@@ -67,7 +70,8 @@ def search_learning_rate(problem, model, points, *, optimizer: str = "adam", can
         problem: the problem.
         model: the initial network (every candidate starts from it).
         points: the training points.
-        optimizer: ``"adam"`` or ``"sgd"`` (heavy-ball ``momentum``).
+        optimizer: a first-order optimizer of the registry with a ``direction`` (``"adam"``, ``"sgd"``: heavy-ball
+            ``momentum``).
         candidates: the learning rates to try.
         steps: steps per candidate.
         schedule: ``"paper"`` or ``"constant"``.
@@ -92,12 +96,12 @@ def search_learning_rate(problem, model, points, *, optimizer: str = "adam", can
         >>> found.learning_rate in (1e-2, 1e-3)
         True
     """
-    if optimizer not in FIRST_ORDER_OPTIMIZERS:
-        raise ValueError(f"a learning-rate search needs a first-order optimizer {list(FIRST_ORDER_OPTIMIZERS)}, "
-                         f"got {optimizer!r}")
-    candidates = [float(rate) for rate in candidates]
-    if not candidates or any(not (math.isfinite(rate) and rate > 0) for rate in candidates):
-        raise ValueError(f"candidates must be positive finite learning rates, got {candidates}")
+    if optimizer not in FIRST_ORDER_OPTIMIZERS or optimizer_spec(optimizer).direction is None:
+        searchable = [name for name in FIRST_ORDER_OPTIMIZERS if optimizer_spec(name).direction is not None]
+        raise ValueError(f"a learning-rate search needs a first-order optimizer {searchable}, got {optimizer!r}")
+    candidates = [real("candidate learning rate", rate, low=0, low_open=True) for rate in candidates]
+    if not candidates:
+        raise ValueError("candidates must hold at least one learning rate")
     transform = _sweepable(optimizer, schedule, momentum, reweight, num_samples, reweight_options)
     params = eqx.filter(model, eqx.is_inexact_array)
     stacked = jax.tree_util.tree_map(lambda leaf: jnp.stack([leaf] * len(candidates)), params)

@@ -1,41 +1,46 @@
-"""Named optimizers for plans, the CLI and comparisons: optax transforms with the paper's schedule, behind an
-optional reweighting transform.
+"""Named optimizers for plans, the CLI and comparisons: optax transforms behind an optional reweighting transform.
 
-========== ============================================================================================
-name       transform
-========== ============================================================================================
-adam       ``optax.adam`` (the paper: 1e-3, x0.9 every 5000 steps)
-sgd        ``optax.sgd`` with heavy-ball momentum
-lbfgs      ``optax.lbfgs`` (memory 10, zoom line search; one step = one iteration, line search included)
-bfgs       :func:`pinnkit.quasi_newton.bfgs` (dense inverse Hessian, zoom line search)
-ssbfgs     :func:`pinnkit.quasi_newton.ssbfgs` (self-scaled BFGS)
-ssbroyden  :func:`pinnkit.quasi_newton.ssbroyden` (self-scaled Broyden)
-========== ============================================================================================
+The names are the entries of the optimizer registry (:mod:`pinnkit.optimizer_registry`, where a new optimizer is
+registered); :data:`OPTIMIZERS`, :data:`FIRST_ORDER_OPTIMIZERS`, :data:`LINE_SEARCH_OPTIMIZERS` and
+:data:`DEFAULT_LEARNING_RATES` are views of it. First-order methods get the paper's schedule (1e-3, x0.9 every 5000
+steps) unless ``schedule="constant"``; a line-search method's step is one iteration, line search included.
+
+Example:
+    >>> OPTIMIZERS
+    ('adam', 'sgd', 'lbfgs', 'bfgs', 'ssbfgs', 'ssbroyden')
+    >>> describe_optimizers(LINE_SEARCH_OPTIMIZERS[:2])
+    'lbfgs (optax L-BFGS, memory 10), bfgs (BFGS, dense inverse Hessian)'
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import optax
 
+from pinnkit.optimizer_registry import (
+    DEFAULT_LEARNING_RATES,
+    FIRST_ORDER_OPTIMIZERS,
+    LINE_SEARCH_OPTIMIZERS,
+    OPTIMIZERS,
+    BuildOptions,
+    describe_optimizers,
+    optimizer_spec,
+)
+
 # The reweighting schemes by name live in their registry; re-exported here, where plans and the CLI have always
 # found them.
 from pinnkit.reweight.registry import REWEIGHTINGS, check_reweighting_options, make_reweighting, reweighting_options
+from pinnkit.validation import choice, positive_int, real
 
 __all__ = [
     "DEFAULT_LEARNING_RATES", "FIRST_ORDER_OPTIMIZERS", "LINE_SEARCH_OPTIMIZERS", "MAX_LEARNING_RATE", "OPTIMIZERS",
-    "REWEIGHTINGS", "SCHEDULES", "check_reweighting_options", "make_optimizer", "make_reweighting", "paper_schedule",
-    "reweighting_options",
+    "REWEIGHTINGS", "SCHEDULES", "check_learning_rate", "check_reweighting_options", "describe_optimizers",
+    "make_optimizer", "make_reweighting", "paper_schedule", "reweighting_options",
 ]
 
-FIRST_ORDER_OPTIMIZERS = ("adam", "sgd")
-LINE_SEARCH_OPTIMIZERS = ("lbfgs", "bfgs", "ssbfgs", "ssbroyden")
-OPTIMIZERS = FIRST_ORDER_OPTIMIZERS + LINE_SEARCH_OPTIMIZERS
 SCHEDULES = ("paper", "constant")
-DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 1e-3}
 # A step size beyond this is not a learning rate of a PINN optimizer but a typo; it only produces overflow.
 MAX_LEARNING_RATE = 100.0
 
@@ -48,18 +53,24 @@ def paper_schedule(learning_rate: float = 1e-3, *, decay_rate: float = 0.9, ever
         >>> float(schedule(0)), round(float(schedule(10_000)), 10)
         (0.001, 0.00081)
     """
-    _check_learning_rate(learning_rate)
-    if not 0 < decay_rate <= 1:
-        raise ValueError(f"decay_rate must lie in (0, 1], got {decay_rate}")
-    if not isinstance(every, int) or every <= 0:
-        raise ValueError(f"every must be a positive int, got {every!r}")
+    check_learning_rate(learning_rate)
+    real("decay_rate", decay_rate, low=0, low_open=True, high=1)
+    every = positive_int("every", every)
     return optax.exponential_decay(learning_rate, every, decay_rate, staircase=True)
 
 
-def _check_learning_rate(learning_rate: Any) -> None:
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float) or not (
-            math.isfinite(learning_rate) and 0 < learning_rate <= MAX_LEARNING_RATE):
-        raise ValueError(f"learning rate must be a number in (0, {MAX_LEARNING_RATE:g}], got {learning_rate!r}")
+def check_learning_rate(learning_rate: Any) -> float:
+    """``learning_rate`` as a float if it is a number in ``(0, MAX_LEARNING_RATE]``; ``ValueError`` otherwise.
+
+    Example:
+        >>> check_learning_rate(1e-3)
+        0.001
+        >>> check_learning_rate(0)
+        Traceback (most recent call last):
+        ...
+        ValueError: learning rate must be a number in (0, 100], got 0
+    """
+    return real("learning rate", learning_rate, low=0, low_open=True, high=MAX_LEARNING_RATE)
 
 
 def make_optimizer(
@@ -74,11 +85,13 @@ def make_optimizer(
     momentum: float = 0.9,
     memory_size: int = 10,
 ) -> optax.GradientTransformationExtraArgs:
-    """An optax optimizer by name (see the module table), optionally behind a sample-reweighting transform.
+    """An optax optimizer by name (an entry of the optimizer registry), optionally behind a sample-reweighting
+    transform.
 
     Args:
-        name: one of :data:`OPTIMIZERS`.
-        learning_rate: base learning rate of first-order methods (default 1e-3); for line-search methods it
+        name: one of :data:`OPTIMIZERS` (:func:`describe_optimizers` says what each is).
+        learning_rate: base learning rate of first-order methods (default: :data:`DEFAULT_LEARNING_RATES`, 1e-3
+            for Adam and SGD); for line-search methods it
             scales the step the line search starts from (default: none, the line search alone decides).
         schedule: ``"paper"`` (x0.9 every 5000 steps) or ``"constant"``; first-order methods only.
         reweight: one of :data:`REWEIGHTINGS`.
@@ -98,28 +111,18 @@ def make_optimizer(
         >>> len(optimizer.init({"w": jnp.zeros(3)}))
         2
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
-    if reweight not in REWEIGHTINGS:
-        raise ValueError(f"unknown reweighting {reweight!r}; choose one of {list(REWEIGHTINGS)}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}")
+    spec = optimizer_spec(name)
+    choice("reweighting", reweight, REWEIGHTINGS)
+    choice("schedule", schedule, SCHEDULES)
     if learning_rate is not None:
-        _check_learning_rate(learning_rate)
-    if isinstance(momentum, bool) or not isinstance(momentum, int | float) or not 0 <= momentum < 1:
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
-    if isinstance(memory_size, bool) or not isinstance(memory_size, int) or memory_size <= 0:
-        raise ValueError(f"memory_size must be a positive int, got {memory_size!r}")
-    if name == "lbfgs":
-        base = optax.lbfgs(learning_rate=learning_rate, memory_size=memory_size)
-    elif name in LINE_SEARCH_OPTIMIZERS:
-        from pinnkit import quasi_newton
-
-        base = getattr(quasi_newton, name)(learning_rate=learning_rate)
-    else:
-        rate = learning_rate if learning_rate is not None else DEFAULT_LEARNING_RATES[name]
+        check_learning_rate(learning_rate)
+    real("momentum", momentum, low=0, high=1, high_open=True)
+    positive_int("memory_size", memory_size)
+    rate = learning_rate
+    if not spec.line_search:  # the schedule is the first-order methods' (a line search picks its own steps)
+        rate = learning_rate if learning_rate is not None else spec.default_learning_rate
         rate = paper_schedule(rate) if schedule == "paper" else rate
-        base = optax.adam(rate) if name == "adam" else optax.sgd(rate, momentum=momentum or None)
+    base = spec.build(BuildOptions(learning_rate=rate, momentum=momentum, memory_size=memory_size))
     if reweight == "none":
         return optax.with_extra_args_support(base)
     if num_samples is None:

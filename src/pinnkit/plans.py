@@ -11,21 +11,24 @@ Plan strings (validated once, by :func:`parse_plan`):
 - ``"adam+ssbroyden"``: two stages, switching at ``switch_step`` (default: half the budget) or, with
   ``switch_at="equilibrium"``, when the online phase detector confirms diffusion equilibrium;
 - ``"adam:2000,lbfgs:3000"``: explicit stage lengths (the last may be left open: ``"adam:2000,lbfgs"``).
+
+The names are those of the optimizer registry (:mod:`pinnkit.optimizer_registry`): an optimizer registered there
+can be named in a plan, and its entry says whether its stage is a line search.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pinnkit.history import History
+from pinnkit.optimizer_registry import NAME_PATTERN, OPTIMIZERS, optimizer_spec
+from pinnkit.validation import choice, is_integer, positive_int
 
 __all__ = ["Stage", "Plan", "PlanSpec", "parse_plan", "build_plan", "SWITCH_CONDITIONS", "as_plan", "check_hold_every"]
 
 SWITCH_CONDITIONS = ("equilibrium",)
-_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +52,7 @@ class Stage:
         if not hasattr(self.optimizer, "init") or not hasattr(self.optimizer, "update"):
             raise TypeError(f"stage {self.name!r}: optimizer must be an optax transformation, got "
                             f"{type(self.optimizer).__name__}")
-        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
-                                       or self.steps < 1):
-            raise ValueError(f"stage {self.name!r}: steps must be a positive integer or None, got {self.steps!r}")
+        positive_int(f"stage {self.name!r}: steps", self.steps, none=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +148,7 @@ def parse_plan(text: str, *, steps: int | None = None, switch_step: int | None =
         switch_step: where a two-stage ``+`` plan switches (default: half of ``steps``).
         switch_at: ``"equilibrium"``: switch when the online detector confirms diffusion equilibrium (a ``+`` plan
             of two stages; the first stage may take at most ``steps - 1`` steps).
-        known: the optimizer names allowed (default: :data:`pinnkit.optimizers.OPTIMIZERS`).
+        known: the optimizer names allowed (default: the registry's, :data:`pinnkit.optimizers.OPTIMIZERS`).
 
     Returns:
         A :class:`PlanSpec`.
@@ -161,15 +162,13 @@ def parse_plan(text: str, *, steps: int | None = None, switch_step: int | None =
         >>> parse_plan("sgd", steps=10).stages
         (('sgd', 10),)
     """
-    from pinnkit.optimizers import OPTIMIZERS
-
-    known = known or OPTIMIZERS
+    known = tuple(known or OPTIMIZERS)
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"an optimizer plan must be a non-empty string such as 'adam' or 'adam+lbfgs', got {text!r}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if switch_at is not None and switch_at not in SWITCH_CONDITIONS:
-        raise ValueError(f"unknown switch condition {switch_at!r}; choose from {list(SWITCH_CONDITIONS)}")
+    if steps is not None:
+        steps = positive_int("steps", steps)
+    if switch_at is not None:
+        choice("switch condition", switch_at, SWITCH_CONDITIONS)
     text = text.strip()
     if "," in text or ":" in text:
         if "+" in text:
@@ -216,13 +215,13 @@ def parse_plan(text: str, *, steps: int | None = None, switch_step: int | None =
         return PlanSpec(((names[0], steps - 1), (names[1], 1)), switch_at=switch_at)
     if switch_step is None:
         switch_step = steps // 2
-    if isinstance(switch_step, bool) or not isinstance(switch_step, int) or not 0 < switch_step < steps:
+    if not is_integer(switch_step) or not 0 < switch_step < steps:
         raise ValueError(f"switch_step must lie strictly between 0 and steps={steps}, got {switch_step!r}")
     return PlanSpec(((names[0], switch_step), (names[1], steps - switch_step)))
 
 
 def _check_name(name: str, known: tuple[str, ...], text: str) -> str:
-    if not _NAME.match(name or "-"):
+    if not NAME_PATTERN.match(name or "-"):
         raise ValueError(f"plan {text!r}: {name!r} is not an optimizer name")
     if name not in known:
         raise ValueError(f"unknown optimizer {name!r} in plan {text!r}; choose from {list(known)}")
@@ -268,14 +267,14 @@ def build_plan(spec: PlanSpec, *, reweight: str = "none", num_samples: int | Map
         >>> [stage.name for stage in plan.stages], plan.lengths()
         (['adam', 'lbfgs'], [5, 5])
     """
-    from pinnkit.optimizers import LINE_SEARCH_OPTIMIZERS, make_optimizer
+    from pinnkit.optimizers import make_optimizer
 
     check_hold_every(hold_every)
     stages = []
     for index, (name, count) in enumerate(spec.stages):
         hold: int | None = 1
         options = dict(reweight_options or {})
-        if name in LINE_SEARCH_OPTIMIZERS:
+        if optimizer_spec(name).line_search:
             hold = (None if index > 0 else 1) if hold_every == "auto" else hold_every
             options.update(line_search_reweight_options or {})
         optimizer = make_optimizer(name, reweight=reweight, num_samples=num_samples,

@@ -35,6 +35,7 @@ from pinnkit import jsonio
 from pinnkit.atomic import atomic_open, atomic_write_text
 from pinnkit.compare import CompareConfig, CompareRun, aggregate
 from pinnkit.history import History
+from pinnkit.optimizer_registry import LINE_SEARCH_OPTIMIZERS
 
 __all__ = ["RESULT_COLUMNS", "draw_figures", "load_comparison", "save_comparison", "versions", "write_comparison",
            "write_run"]
@@ -103,7 +104,7 @@ def write_comparison(folder: str | os.PathLike, config: CompareConfig, runs: Seq
         for run in runs:
             write_run(folder, run)
     summary = {"config": config.to_dict(), "versions": versions(), "line_search_step": (
-        "one step of a line-search optimizer (lbfgs, bfgs, ssbfgs, ssbroyden) is one iteration: a quasi-Newton "
+        f"one step of a line-search optimizer ({', '.join(LINE_SEARCH_OPTIMIZERS)}) is one iteration: a quasi-Newton "
         "direction plus its zoom line search (up to 20 loss/gradient evaluations)"),
         "best_rel_l2": "the lowest test error of any history row, chosen with hindsight",
         "table": aggregate(rows), "runs": rows}

@@ -4,8 +4,8 @@ Runs whose sizes are typos (``--width 100000000``, ``--points 10000000000``, a r
 are refused up front with a clear message instead of crashing the machine. The estimate is deliberately rough
 (upper-bound flavoured): the working set of one training step (values and derivative rows of every hidden layer
 at every point, forward and backward), the points, the reference grid, the parameters and optimizer state, and
-the dense inverse Hessian of the BFGS family. The history a run would record is bounded too
-(:data:`pinnkit.engine.MAX_ROWS` rows).
+what the plan's optimizers add (the memory rule of their registry entries: the dense inverse Hessian of the BFGS
+family). The history a run would record is bounded too (:data:`pinnkit.engine.MAX_ROWS` rows).
 
 The memory available is the smaller of the system's (``MemAvailable``) and what the process's control group
 still allows (cgroup v2 ``memory.max``, v1 ``memory.limit_in_bytes``, on every level up to the root): in a
@@ -160,7 +160,7 @@ def estimate_run_memory(config, *, models: int = 1) -> int:
         True
     """
     from pinnkit import problems
-    from pinnkit.optimizers import LINE_SEARCH_OPTIMIZERS
+    from pinnkit.optimizer_registry import optimizer_spec
 
     problem = problems.get(config.problem, **dict(config.problem_params))
     size = 8 if config.double_precision else 4
@@ -175,10 +175,10 @@ def estimate_run_memory(config, *, models: int = 1) -> int:
     reference = problem.reference_size()
     evaluation = reference * (width * depth + inputs + outputs) * size * 2
     state = parameters * size * 8  # params, gradients, moments, line-search copies
-    dense = 0
-    if any(name in LINE_SEARCH_OPTIMIZERS and name != "lbfgs" for name in config.plan_spec().names):
-        dense = parameters * parameters * size * 3
-    per_model = working + state + dense
+    # The stages run one after another: the largest optimizer memory is the one that counts.
+    specs = [optimizer_spec(name) for name in config.plan_spec().names]
+    extra = max((spec.memory(parameters, size) for spec in specs if spec.memory is not None), default=0)
+    per_model = working + state + extra
     return int(models * per_model + evaluation + points * inputs * size + reference * 8 * 4)
 
 

@@ -30,103 +30,13 @@ import numpy as np
 import optax
 
 from pinnkit import diagnostics
+from pinnkit.curvature import forget_loss, has_adam, is_line_search, line_search_failures, restart_curvature
 from pinnkit.problems.base import Points, Problem
 from pinnkit.reweight import EXTRA_ARG_NAMES, required_extra_args, sample_weights, weighted_mse
 
-__all__ = ["Evaluation", "Steps", "forget_loss", "has_adam", "is_line_search", "restart_curvature"]
-
-_LINE_SEARCH_STATES = (optax.ScaleByZoomLinesearchState, optax.ScaleByBacktrackingLinesearchState)
-
-
-def _find(tree: Any, kind) -> list:
-    nodes = jax.tree_util.tree_leaves(tree, is_leaf=lambda node: isinstance(node, kind))
-    return [node for node in nodes if isinstance(node, kind)]
-
-
-def is_line_search(opt_state: Any) -> bool:
-    """Whether an optimizer state holds an optax line search (its steps need ``value_fn``).
-
-    Example:
-        >>> import jax.numpy as jnp, optax
-        >>> is_line_search(optax.lbfgs().init(jnp.zeros(2))), is_line_search(optax.adam(1e-3).init(jnp.zeros(2)))
-        (True, False)
-    """
-    return bool(_find(opt_state, _LINE_SEARCH_STATES))
-
-
-def has_adam(opt_state: Any) -> bool:
-    """Whether an optimizer state holds Adam's moments (then the Adam SNR is recorded).
-
-    Example:
-        >>> import jax.numpy as jnp, optax
-        >>> has_adam(optax.adam(1e-3).init(jnp.zeros(2))), has_adam(optax.sgd(1e-3).init(jnp.zeros(2)))
-        (True, False)
-    """
-    return bool(_find(opt_state, optax.ScaleByAdamState))
-
-
-def line_search_failures(opt_state: Any) -> jax.Array:
-    """1 when the state's line search ended its last round without sufficient decrease, else 0."""
-    failed = jnp.zeros((), jnp.int32)
-    for state in _find(opt_state, _LINE_SEARCH_STATES):
-        failed = failed + (state.info.decrease_error > 0).astype(jnp.int32)
-    return failed
-
-
-def forget_loss(opt_state: Any) -> Any:
-    """The optimizer state with what it remembers of the previous loss function dropped (after the collocation
-    points change): a line search's cached value (recomputed at the next step) and a quasi-Newton method's previous
-    point (no secant pair is formed across the change; the inverse Hessian is kept).
-
-    Example:
-        >>> import jax.numpy as jnp, optax
-        >>> state = optax.lbfgs().init(jnp.zeros(2))
-        >>> float(optax.tree.get(forget_loss(state), "value"))
-        inf
-    """
-    from pinnkit.quasi_newton import QuasiNewtonState
-
-    def forget(node):
-        if isinstance(node, _LINE_SEARCH_STATES) and hasattr(node, "value"):
-            return node._replace(value=jnp.full_like(node.value, jnp.inf))
-        if isinstance(node, QuasiNewtonState):
-            return node._replace(has_prev=jnp.zeros_like(node.has_prev))
-        return node
-
-    kinds = (*_LINE_SEARCH_STATES, QuasiNewtonState)
-    return jax.tree_util.tree_map(forget, opt_state, is_leaf=lambda node: isinstance(node, kinds))
-
-
-def restart_curvature(opt_state: Any) -> Any:
-    """The optimizer state with its curvature memory cleared after a rejected step: a quasi-Newton method's
-    inverse Hessian back to the identity (and no secant pair across the rejection), L-BFGS's memory emptied, the
-    line search's cache dropped (it holds the rejected point's value).
-
-    Example:
-        >>> import jax.numpy as jnp, optax
-        >>> state = restart_curvature(optax.lbfgs().init(jnp.zeros(2)))
-        >>> int(optax.tree.get(state, "count")), float(optax.tree.get(state, "value"))
-        (0, inf)
-    """
-    from pinnkit.quasi_newton import QuasiNewtonState
-
-    def restart(node):
-        if isinstance(node, QuasiNewtonState):
-            matrix = node.inverse_hessian
-            eye = jnp.broadcast_to(jnp.eye(matrix.shape[-1], dtype=matrix.dtype), matrix.shape)
-            return node._replace(inverse_hessian=eye, prev_ghg=jnp.zeros_like(node.prev_ghg),
-                                 num_updates=jnp.zeros_like(node.num_updates), num_resets=node.num_resets + 1,
-                                 has_prev=jnp.zeros_like(node.has_prev))
-        if isinstance(node, optax.ScaleByLBFGSState):
-            zeros = lambda tree: jax.tree_util.tree_map(jnp.zeros_like, tree)  # noqa: E731
-            return node._replace(count=jnp.zeros_like(node.count), diff_params_memory=zeros(node.diff_params_memory),
-                                 diff_updates_memory=zeros(node.diff_updates_memory),
-                                 weights_memory=zeros(node.weights_memory))
-        return node
-
-    kinds = (QuasiNewtonState, optax.ScaleByLBFGSState)
-    restarted = jax.tree_util.tree_map(restart, opt_state, is_leaf=lambda node: isinstance(node, kinds))
-    return forget_loss(restarted)
+# The optimizer-state questions live beside the optimizers (pinnkit.curvature); re-exported here for the engine.
+__all__ = ["Evaluation", "Steps", "forget_loss", "has_adam", "is_line_search", "line_search_failures",
+           "restart_curvature"]
 
 
 class Evaluation(NamedTuple):
