@@ -7,20 +7,19 @@ whose length is an argument, and the row probe) and reuses them for every row.
 
 from __future__ import annotations
 
-import enum
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnkit import diagnostics, reweight
-from pinnkit.engine import columns
+from pinnkit import columns, diagnostics, reweight
 from pinnkit.engine.probes import Probes, information, probe
+from pinnkit.engine.result import Outcome, TrainResult
 from pinnkit.engine.schedule import MAX_ROWS, MAX_STEPS, LogSchedule
 from pinnkit.engine.steps import CompiledFunctions, Steps, forget_loss
 from pinnkit.history import History
@@ -28,43 +27,6 @@ from pinnkit.plans import Plan, as_plan
 from pinnkit.problems.base import Points, Problem
 
 __all__ = ["Outcome", "TrainResult", "Trainer", "fit", "fit_stacked"]
-
-
-class Outcome(enum.Enum):
-    """How a run ended."""
-
-    COMPLETED = "completed"
-    DIVERGED = "diverged"
-
-
-class TrainResult(NamedTuple):
-    """What :func:`fit` returns.
-
-    Attributes:
-        model: the trained model (of the last finite row when the run diverged).
-        opt_state: the final optimizer state of the last stage (reweighting weights inside).
-        history: the recorded history.
-        status: ``"completed"`` or a sentence saying why training stopped early.
-        steps: the steps taken in total (including ``start_step``).
-        wall_time_s: training time, compilation excluded.
-        compile_time_s: time spent compiling.
-        points: the points trained on (split over the devices when there were several).
-        stage_starts: the step at which each stage of the plan began.
-    """
-
-    model: Any
-    opt_state: Any
-    history: History
-    status: str
-    steps: int
-    wall_time_s: float
-    compile_time_s: float
-    points: Points | None = None
-    stage_starts: tuple[int, ...] = (0,)
-
-    @property
-    def outcome(self) -> Outcome:
-        return Outcome.COMPLETED if self.status == Outcome.COMPLETED.value else Outcome.DIVERGED
 
 
 class Trainer:
@@ -213,7 +175,7 @@ class _Run:
         self._carry = None
         self.num_models = len(histories)
         self.alive = np.ones(self.num_models, bool)
-        self.statuses = [Outcome.COMPLETED.value] * self.num_models
+        self.outcomes = [(Outcome.COMPLETED, "")] * self.num_models  # (how each model ended, why)
         previous = histories[0].last(columns.WALL_TIME) if len(histories[0]) else math.nan
         self.wall = previous if math.isfinite(previous) else 0.0
         self.last_good = [(start_step, self.wall)] * self.num_models
@@ -240,7 +202,7 @@ class _Run:
             history.append(entry)
             self.last_good[index] = (step, self.wall)
         if callback is not None and self.alive.any():
-            callback(step, self.histories[int(np.flatnonzero(self.alive)[0])]._last_row())
+            callback(step, self.histories[int(np.flatnonzero(self.alive)[0])].last_row())
 
     def next_mark(self, log: LogSchedule, step: int, end: int) -> int:
         mark = log.next_mark(step, end)
@@ -398,10 +360,11 @@ def fit_stacked(
     results = []
     for index in range(num_models):
         done_step, done_wall = run.last_good[index]
+        outcome, message = run.outcomes[index]
         results.append(TrainResult(
             eqx.combine(_unstack(params, index), eqx.filter(model, eqx.is_inexact_array, inverse=True)),
-            _unstack(opt_state, index), histories[index], run.statuses[index], done_step, done_wall,
-            compile_time, trained_points, tuple(stage_starts)))
+            _unstack(opt_state, index), histories[index], outcome, done_step, done_wall,
+            compile_time, trained_points, tuple(stage_starts), message))
     return results
 
 
@@ -445,7 +408,7 @@ def _run_stage(trainer: Trainer, run: _Run, params, opt_state, *, start: int, en
         newly_dead = run.alive & ~finite
         for index in np.flatnonzero(newly_dead):
             quantity = "loss" if not np.isfinite(losses[index]) else "parameters"
-            run.statuses[index] = f"diverged: {quantity} became non-finite within steps {step + 1}-{mark}"
+            run.outcomes[index] = (Outcome.DIVERGED, f"{quantity} became non-finite within steps {step + 1}-{mark}")
         run.alive &= ~newly_dead
         if newly_dead.any():
             # Models that just diverged keep their last finite state; the others go on.
