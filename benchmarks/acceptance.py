@@ -24,6 +24,9 @@ from pathlib import Path
 
 from _machine import log, stamp, write
 
+from pinnkit import columns
+from pinnkit.summary import RunSummary
+
 # What its numbers depend on (docs/render.py warns when these changed after the result's commit):
 # the CLI's train command and the training stack behind it.
 MEASURES = ("src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py", "src/pinnkit/derivatives.py",
@@ -44,8 +47,8 @@ def pinnkit_command() -> list[str]:
 
 def markdown(payload: dict) -> str:
     machine = payload["machine"]
-    verdict = "met" if payload["rel_l2"] <= payload["threshold"] else "NOT met"
-    return (f"`pinnkit {' '.join(payload['args'])}` ended at rel. L2 **{payload['rel_l2']:.2e}** (required <= "
+    verdict = "met" if payload[columns.REL_L2] <= payload["threshold"] else "NOT met"
+    return (f"`pinnkit {' '.join(payload['args'])}` ended at rel. L2 **{payload[columns.REL_L2]:.2e}** (required <= "
             f"{payload['threshold']:.0e}: {verdict}), exit code {payload['exit_code']}, {payload['seconds']:.0f} s "
             f"in all ({machine['cores']} cores of a {machine['cpu']}, jax {payload['versions']['jax']}, "
             f"{payload['date']}).\n")
@@ -64,9 +67,9 @@ def main() -> None:
         payload["exit_code"] = done.returncode
         if done.returncode != 0:
             raise SystemExit(f"the command failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
-        result = json.loads((out / "result.json").read_text())
-    payload["rel_l2"] = result["rel_l2"]
-    payload["final_loss"] = result["final_loss"]
+        result = RunSummary.from_dict(json.loads((out / "result.json").read_text()))
+    payload[columns.REL_L2] = result.rel_l2
+    payload["final_loss"] = result.final_loss
     log(f"wrote {write('acceptance', payload)}")
     print(json.dumps(payload) if args.json else markdown(payload))
 

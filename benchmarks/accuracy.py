@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 from _machine import RESULTS, log, stamp
 
-from pinnkit import jsonio, reweight
+from pinnkit import columns, jsonio, reweight
 from pinnkit.atomic import atomic_write_text
-from pinnkit.engine import LogSchedule, Probes, columns
+from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import RunConfig, run, summarize
 from pinnkit.optimizers import REWEIGHTINGS
 from pinnkit.sampling import Resampling
@@ -192,19 +192,19 @@ def run_seed(name: str, recipe: Recipe, seed: int, quick: bool,
     history = result.history
     record = {
         "seed": seed,
-        "rel_l2": summary["rel_l2"],
-        "best_rel_l2_with_hindsight": summary["best_rel_l2"],
-        "final_loss": summary["final_loss"],
-        "train_s": summary["wall_time_s"],
-        "compile_s": summary["compile_time_s"],
-        "steps": summary["steps"],
+        "rel_l2": summary.rel_l2,
+        "best_rel_l2_with_hindsight": summary.best_rel_l2,
+        "final_loss": summary.final_loss,
+        "train_s": summary.wall_time_s,
+        "compile_s": summary.compile_time_s,
+        "steps": summary.steps,
         "reach": {f"{threshold:.0e}": reach(history, threshold) for threshold in THRESHOLDS},
-        "line_search_failures": summary.get("line_search_failures"),
-        "status": summary["status"],
-        "precision": summary["precision"],
-        "plan": summary["plan"],
+        "line_search_failures": summary.line_search_failures,
+        "status": summary.status,
+        "precision": summary.precision,
+        "plan": summary.plan,
     }
-    log(f"  {name} seed {seed}: rel L2 {record['rel_l2']:.3g} (best {record['best_rel_l2_with_hindsight']:.3g}), "
+    log(f"  {name} seed {seed}: rel L2 {record[columns.REL_L2]:.3g} (best {record['best_rel_l2_with_hindsight']:.3g}), "
         f"{record['train_s']:.0f} s + {record['compile_s']:.0f} s compile")
     return record, config.to_dict()
 
@@ -238,7 +238,7 @@ def measure(problems: list[str], seeds: int, quick: bool, on_problem=None,
         for seed in range(seeds):
             record, config = run_seed(name, recipe, seed, quick, overrides)
             records.append(record)
-        finals = [record["rel_l2"] for record in records]
+        finals = [record[columns.REL_L2] for record in records]
         config.pop("seed", None)
         results.append({
             "problem": name,
@@ -277,14 +277,14 @@ def markdown(payload: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for entry in payload["problems"]:
         seeds = entry["seeds"]
-        finals = ", ".join(_sci(record["rel_l2"]) for record in seeds)
+        finals = ", ".join(_sci(record[columns.REL_L2]) for record in seeds)
         best = ", ".join(_sci(record["best_rel_l2_with_hindsight"]) for record in seeds)
         times = ", ".join(f"{_seconds(record['reach']['1e-03']['seconds'])} / "
                           f"{_seconds(record['reach']['1e-04']['seconds'])}" for record in seeds)
         train = ", ".join(f"{record['train_s']:.0f} s" for record in seeds)
         met = entry["seeds_meeting_target"]
         verdict = f"{'yes' if met == len(seeds) else 'no'} ({met}/{len(seeds)} seeds <= {_sci(entry['target'])})"
-        anchor = "; ".join(f"{_sci(anchor['rel_l2'])} {anchor['method']} ({anchor['source']})"
+        anchor = "; ".join(f"{_sci(anchor[columns.REL_L2])} {anchor['method']} ({anchor['source']})"
                            for anchor in entry["anchors"])
         lines.append(f"| {entry['problem']} | {entry['recipe_short']} | {finals} | {_sci(entry['mean_rel_l2'])} | "
                      f"{best} | {times} | {train} | {verdict} | {anchor} |")
@@ -303,10 +303,10 @@ def markdown_headline(payload: dict[str, Any]) -> str:
              "|---|---|---|---|---|"]
     for entry in payload["problems"]:
         seeds = entry["seeds"]
-        finals = ", ".join(_sci(record["rel_l2"]) for record in seeds)
+        finals = ", ".join(_sci(record[columns.REL_L2]) for record in seeds)
         train = ", ".join(f"{record['train_s'] / 60:.0f} min" for record in seeds)
         met = f"met by {entry['seeds_meeting_target']} of {len(seeds)} seeds"
-        anchors = "; ".join(f"{_sci(anchor['rel_l2'])} ({anchor['method']})" for anchor in entry["anchors"])
+        anchors = "; ".join(f"{_sci(anchor[columns.REL_L2])} ({anchor['method']})" for anchor in entry["anchors"])
         lines.append(f"| {entry['problem']} | {finals} | {train} | {_sci(entry['target'])} ({met}) | {anchors} |")
     machine = payload.get("machine", {})
     lines += ["", f"Relative L2 error at the last step on the reference grid; {machine.get('cores', '?')} CPU cores "
@@ -343,15 +343,15 @@ def markdown_vrba(payload: dict[str, Any]) -> str:
         for entry in variant.get("problems", []):
             seeds = entry["seeds"]
             baseline = plain.get(entry["problem"])
-            before = (", ".join(_sci(record["rel_l2"]) for record in baseline["seeds"]) if baseline
+            before = (", ".join(_sci(record[columns.REL_L2]) for record in baseline["seeds"]) if baseline
                       else "not measured")
-            finals = ", ".join(_sci(record["rel_l2"]) for record in seeds)
+            finals = ", ".join(_sci(record[columns.REL_L2]) for record in seeds)
             best = ", ".join(_sci(record["best_rel_l2_with_hindsight"]) for record in seeds)
             train = ", ".join(f"{record['train_s']:.0f} s" for record in seeds)
             target = f"{_sci(entry['target'])} (met by {entry['seeds_meeting_target']} of {len(seeds)})"
             goal = VRBA_TARGETS.get(entry["problem"])
             vrba_target = "-" if goal is None else (
-                f"{_sci(goal)} (met by {sum(1 for r in seeds if r['rel_l2'] <= goal)} of {len(seeds)})")
+                f"{_sci(goal)} (met by {sum(1 for r in seeds if r[columns.REL_L2] <= goal)} of {len(seeds)})")
             lines.append(f"| {entry['problem']} | {name} | {finals} | {before} | {best} | {train} | {target} | "
                          f"{vrba_target} |")
     defaults = ", ".join(f"{name} {parameter.default}" for name, parameter in

@@ -21,6 +21,9 @@ from pathlib import Path
 
 from _machine import log, stamp, write
 
+from pinnkit import columns
+from pinnkit.summary import RunSummary
+
 # What its numbers depend on (docs/render.py warns when these changed after the result's commit):
 # compile times depend on every traced program the CLI's train command builds.
 MEASURES = ("src/pinnkit", "cli/pinnkit_cli")
@@ -37,9 +40,9 @@ def run_once(folder: Path, name: str, cache: str) -> dict:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"pinnkit train failed ({done.returncode}): {done.stderr[-2000:]}")
-    result = json.loads((out / "result.json").read_text())
-    log(f"{name}: compile {result['compile_time_s']:.2f} s, process wall {wall:.1f} s")
-    return {"compile_time_s": result["compile_time_s"], "process_wall_s": wall, "rel_l2": result["rel_l2"]}
+    result = RunSummary.from_dict(json.loads((out / "result.json").read_text()))
+    log(f"{name}: compile {result.compile_time_s:.2f} s, process wall {wall:.1f} s")
+    return {"compile_time_s": result.compile_time_s, "process_wall_s": wall, columns.REL_L2: result.rel_l2}
 
 
 def measure() -> dict:
@@ -51,7 +54,7 @@ def measure() -> dict:
         uncached = run_once(folder, "uncached", "off")
     return {"train_command": "pinnkit " + " ".join(COMMAND), "first": first, "second": second, "cache_off": uncached,
             "ratio": second["compile_time_s"] / first["compile_time_s"],
-            "same_result": first["rel_l2"] == second["rel_l2"]}
+            "same_result": first[columns.REL_L2] == second[columns.REL_L2]}
 
 
 def markdown(payload: dict) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -23,6 +24,8 @@ import time
 from pathlib import Path
 
 from _machine import log, stamp, write
+
+from pinnkit.summary import RunSummary
 
 # What its numbers depend on (docs/render.py warns when these changed after the result's commit):
 # pinnkit compare runs all of the library and the CLI.
@@ -58,8 +61,9 @@ def the_run(folder: Path, wall: float) -> dict:
     for name in FIGURES:  # the README shows this run's figures
         shutil.copyfile(folder / "figures" / f"{name}.png", DOCS_FIGURES / f"compare_default_{name}.png")
     rows = summary["runs"]
-    compile_s = sum(row["compile_time_s"] for row in rows)
-    training_s = sum(row["wall_time_s"] for row in rows)
+    runs = [RunSummary.from_dict(row) for row in rows]
+    compile_s = sum(run.compile_time_s for run in runs)
+    training_s = sum(run.wall_time_s for run in runs)
     return {"config": summary["config"], "rows": rows, "breakdown_s": {
         "compile": compile_s, "training": training_s, "rest": wall - compile_s - training_s, "total": wall}}
 
@@ -111,14 +115,14 @@ def markdown(payload: dict) -> str:
         "", "| optimizer | reweight | precision | learning rate | final rel. L2 | best rel. L2* | final MSE | "
             "train s | compile s | diffusion | equilibrium |",
         "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in payload["rows"]:
-        rate = row.get("learning_rate")
-        rate = "line search" if rate is None and row["optimizer"] in ("lbfgs", "bfgs", "ssbfgs", "ssbroyden") else \
+    for run in map(RunSummary.from_dict, payload["rows"]):
+        rate = run.learning_rate
+        rate = "line search" if rate is None and run.optimizer in ("lbfgs", "bfgs", "ssbfgs", "ssbroyden") else \
             (_number(rate) if rate is not None else "1e-3")
         lines.append(
-            f"| {row['optimizer']} | {row['reweight']} | {row['precision']} | {rate} | {_number(row['rel_l2'])} | "
-            f"{_number(row['best_rel_l2'])} | {_number(row['final_mse'])} | {row['wall_time_s']:.1f} | "
-            f"{row['compile_time_s']:.1f} | {row['diffusion_start'] or '-'} | {row['equilibrium_start'] or '-'} |")
+            f"| {run.optimizer} | {run.reweight} | {run.precision} | {rate} | {_number(run.rel_l2)} | "
+            f"{_number(run.best_rel_l2)} | {_number(run.final_mse)} | {run.wall_time_s:.1f} | "
+            f"{run.compile_time_s:.1f} | {run.diffusion_start or '-'} | {run.equilibrium_start or '-'} |")
     parts = payload["breakdown_s"]
     lines += ["", "\\* the lowest error of any history row, chosen with hindsight (training never sees it).", "",
               reading(payload["rows"]), "",
@@ -138,18 +142,18 @@ def markdown(payload: dict) -> str:
 def reading(rows: list[dict]) -> str:
     """What the table shows, derived from its rows: the best run against the next best, where RBA helped, and
     which runs have a detected diffusion equilibrium."""
-    name = lambda row: f"{row['optimizer']} with {row['reweight']}"  # noqa: E731
-    finite = sorted((row for row in rows if row["rel_l2"] is not None and row["rel_l2"] == row["rel_l2"]),
-                    key=lambda row: row["rel_l2"])
+    runs = [RunSummary.from_dict(row) for row in rows]
+    name = lambda run: f"{run.optimizer} with {run.reweight}"  # noqa: E731
+    finite = sorted((run for run in runs if not math.isnan(run.rel_l2)), key=lambda run: run.rel_l2)
     parts = []
     if len(finite) >= 2:
         best, second = finite[0], finite[1]
-        parts.append(f"The lowest final error is {name(best)} ({_number(best['rel_l2'])}), "
-                     f"{second['rel_l2'] / best['rel_l2']:.1f}x below the next best, {name(second)} "
-                     f"({_number(second['rel_l2'])}).")
+        parts.append(f"The lowest final error is {name(best)} ({_number(best.rel_l2)}), "
+                     f"{second.rel_l2 / best.rel_l2:.1f}x below the next best, {name(second)} "
+                     f"({_number(second.rel_l2)}).")
     by_optimizer: dict[str, dict[str, float]] = {}
-    for row in finite:
-        by_optimizer.setdefault(row["optimizer"], {})[row["reweight"]] = row["rel_l2"]
+    for run in finite:
+        by_optimizer.setdefault(run.optimizer, {})[run.reweight] = run.rel_l2
     helped = [optimizer for optimizer, errors in by_optimizer.items()
               if "rba" in errors and "none" in errors and errors["rba"] < errors["none"]]
     hurt = [optimizer for optimizer, errors in by_optimizer.items()
@@ -157,7 +161,7 @@ def reading(rows: list[dict]) -> str:
     if helped or hurt:
         parts.append("RBA lowers the final error of " + (", ".join(helped) or "no optimizer") +
                      (f" and not of {', '.join(hurt)}" if hurt else "") + ".")
-    equilibria = [name(row) for row in rows if row.get("equilibrium_start")]
+    equilibria = [name(run) for run in runs if run.equilibrium_start]
     parts.append("A diffusion equilibrium is detected in " +
                  (", ".join(equilibria) if equilibria else "none of the runs") + ".")
     return " ".join(parts)

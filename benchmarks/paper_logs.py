@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from _machine import log, stamp, write
 
+from pinnkit import columns
 from pinnkit.diagnostics import (
     PhaseTuning,
     detect_phases,
@@ -106,7 +107,8 @@ def log_facts(gradients: dict, phases) -> dict:
     """Facts of one log the docs discuss, computed with the detector's own smoothing (default window): the smoothed
     SNR at a few iterations; its floor between the detected diffusion start and ``FLOOR_UNTIL`` and the largest
     rise above that floor after it (up to ``FLOOR_UNTIL``)."""
-    steps, smoothed = smooth_log_snr(gradients["iteration"], gradients["grad_mean_norm"] / gradients["grad_std_norm"])
+    steps, smoothed = smooth_log_snr(gradients[columns.ITERATION],
+                                     gradients[columns.GRAD_MEAN_NORM] / gradients[columns.GRAD_STD_NORM])
     order = lambda log_snr: float(1 / np.sqrt(1 + 10 ** (-2 * log_snr)))  # noqa: E731
     facts: dict = {"smoothed_snr_at": {str(k): float(10 ** smoothed[np.argmin(np.abs(steps - k))])
                                        for k in FACT_ITERATIONS}}
@@ -126,10 +128,10 @@ def log_facts(gradients: dict, phases) -> dict:
 def paper_smoothing_check(gradients: dict, low: int = 300, high: int = 10_000) -> dict:
     """The paper's smoothing (moving averages of the norms, then their ratio) against the raw records between
     ``low`` and ``high`` iterations."""
-    steps, smoothed = paper_smoothed_snr(gradients["iteration"], gradients["grad_mean_norm"],
-                                         gradients["grad_std_norm"], window=60)
-    raw_steps = gradients["iteration"]
-    raw = gradients["grad_mean_norm"] / gradients["grad_std_norm"]
+    steps, smoothed = paper_smoothed_snr(gradients[columns.ITERATION], gradients[columns.GRAD_MEAN_NORM],
+                                         gradients[columns.GRAD_STD_NORM], window=60)
+    raw_steps = gradients[columns.ITERATION]
+    raw = gradients[columns.GRAD_MEAN_NORM] / gradients[columns.GRAD_STD_NORM]
     inside = (steps >= low) & (steps <= high)
     raw_inside = (raw_steps >= low) & (raw_steps <= high) & np.isfinite(raw)
     return {"from": low, "to": high, "window": 60, "paper_smoothed_median": float(np.median(smoothed[inside])),
@@ -155,9 +157,9 @@ def authors_logs(folder: Path, configs: dict) -> dict:
                 for use_error in (False, True) if errors is not None else (False,):
                     kwargs = dict(config["overrides"])
                     if use_error:
-                        kwargs.update(error_iterations=errors["iteration"], error=errors["rel_l2"])
-                    phases = detect_phases(gradients["iteration"], mean_norm=gradients["grad_mean_norm"],
-                                           std_norm=gradients["grad_std_norm"], online=online, **kwargs)
+                        kwargs.update(error_iterations=errors[columns.ITERATION], error=errors[columns.REL_L2])
+                    phases = detect_phases(gradients[columns.ITERATION], mean_norm=gradients[columns.GRAD_MEAN_NORM],
+                                           std_norm=gradients[columns.GRAD_STD_NORM], online=online, **kwargs)
                     summary = phases.as_dict()
                     entry["detections"].append({
                         "configuration": config_name, "online": online, "error_used": use_error,
@@ -171,8 +173,8 @@ def authors_logs(folder: Path, configs: dict) -> dict:
                         "equilibrium_within": within(phases.equilibrium_start, hand_equilibrium,
                                                      EQUILIBRIUM_TOLERANCE),
                     })
-        default_offline = detect_phases(gradients["iteration"], mean_norm=gradients["grad_mean_norm"],
-                                        std_norm=gradients["grad_std_norm"])
+        default_offline = detect_phases(gradients[columns.ITERATION], mean_norm=gradients[columns.GRAD_MEAN_NORM],
+                                        std_norm=gradients[columns.GRAD_STD_NORM])
         entry["facts"] = log_facts(gradients, default_offline)
         if run == "allen_cahn_rba":
             entry["paper_smoothing"] = paper_smoothing_check(gradients)
@@ -340,7 +342,7 @@ def markdown_facts(payload: dict) -> str:
         floor = facts.get("floor")
         floor_text = rise_text = "-"
         if floor:
-            floor_text = f"{floor['snr']:.3g} ({floor['order']:.2g}; {floor['iteration']:,})"
+            floor_text = f"{floor[columns.SNR]:.3g} ({floor[columns.ORDER]:.2g}; {floor[columns.ITERATION]:,})"
             rise_text = (f"{floor['rise_decades']:.2f} decades (to {floor['rise_to_snr']:.3g}, "
                          f"{floor['rise_to_order']:.2g}; {floor['rise_at']:,})")
         lines.append(f"| {run} | " + " / ".join(f"{value:.3g}" for value in facts["smoothed_snr_at"].values())

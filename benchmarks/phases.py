@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from _machine import RESULTS, log, stamp, write
 
+from pinnkit import columns
 from pinnkit.diagnostics.transitions import history_phases
 from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import RunConfig, run, run_stacked, setup, summarize
@@ -73,8 +74,8 @@ QUICK = Scale(width=8, depth=1, points=200, steps=40, snr_batches=10, switch_poi
 
 def error_fall(history) -> dict[str, Any]:
     """The fall of the test error, from the error alone (see the module docstring)."""
-    steps = np.asarray(history["step"], float)
-    error = np.asarray(history["rel_l2"], float)
+    steps = np.asarray(history[columns.STEP], float)
+    error = np.asarray(history[columns.REL_L2], float)
     keep = np.isfinite(error)
     steps, error = steps[keep], error[keep]
     if error.size < 3:
@@ -100,10 +101,10 @@ def analyse(history, *, source: str, plan: str, label: str) -> dict[str, Any]:
     """The error fall and the detections of one run."""
     phases = history_phases(history)
     fall = error_fall(history)
-    stages = np.asarray(history["stage"], float) if "stage" in history.columns else None
+    stages = np.asarray(history[columns.STAGE], float) if columns.STAGE in history.columns else None
     switch = None
     if stages is not None and np.any(stages > 0):
-        switch = int(np.asarray(history["step"])[np.argmax(stages > 0)])
+        switch = int(np.asarray(history[columns.STEP])[np.argmax(stages > 0)])
     return {
         "source": source, "plan": plan, "run": label, **fall, "switch_step": switch,
         "diffusion_start": phases.diffusion_start, "equilibrium_from_snr": phases.equilibrium_from_snr,
@@ -167,11 +168,11 @@ def switching(scale: Scale, seeds: int) -> dict[str, Any]:
             # A switch at equilibrium that was never confirmed falls on the last step (the plan's fallback).
             confirmed = switch is not None and (not extra.get("switch_at") or switch < config.steps - 1)
             out.append({"variant": name, "seed": seed, "switch_step": switch if confirmed else None,
-                        "rel_l2": summary["rel_l2"], "best_rel_l2": summary["best_rel_l2"],
-                        "train_s": summary["wall_time_s"], "compile_s": summary["compile_time_s"],
-                        "status": summary["status"]})
-            log(f"  switched at {out[-1]['switch_step']}, rel L2 {summary['rel_l2']:.3g}, "
-                f"{summary['wall_time_s']:.0f} s")
+                        "rel_l2": summary.rel_l2, "best_rel_l2": summary.best_rel_l2,
+                        "train_s": summary.wall_time_s, "compile_s": summary.compile_time_s,
+                        "status": summary.status})
+            log(f"  switched at {out[-1]['switch_step']}, rel L2 {summary.rel_l2:.3g}, "
+                f"{summary.wall_time_s:.0f} s")
     return {"config": RunConfig(**common).to_dict(), "runs": out}
 
 
@@ -246,7 +247,7 @@ def markdown_switching(payload: dict) -> str:
              "| switch | seed | switched at step (-: equilibrium never confirmed, Adam throughout) | final rel. L2 | "
              "train s |", "|---|---|---|---|---|"]
     for row in data["runs"]:
-        lines.append(f"| {row['variant']} | {row['seed']} | {_value(row['switch_step'])} | {row['rel_l2']:.3g} | "
+        lines.append(f"| {row['variant']} | {row['seed']} | {_value(row['switch_step'])} | {row[columns.REL_L2]:.3g} | "
                      f"{row['train_s']:.0f} |")
     return "\n".join(lines)
 

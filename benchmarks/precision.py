@@ -14,6 +14,7 @@ import json
 import numpy as np
 from _machine import log, stamp, write
 
+from pinnkit import columns
 from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import RunConfig, run, summarize
 
@@ -43,23 +44,23 @@ def measure(quick: bool) -> dict:
             result = run(config)
             summary = summarize(config, result)
             history = result.history
-            stage_two = history["stage"] == 1
+            stage_two = history[columns.STAGE] == 1
             results.append({
-                "problem": case["problem"], "plan": summary["plan"], "precision": summary["precision"],
+                "problem": case["problem"], "plan": summary.plan, "precision": summary.precision,
                 "width": settings["width"], "depth": settings["depth"], "points": settings["points"],
-                "rel_l2": summary["rel_l2"], "best_rel_l2": summary["best_rel_l2"],
-                "final_loss": summary["final_loss"], "line_search_failures": summary.get("line_search_failures"),
-                "wall_time_s": summary["wall_time_s"],
-                "loss_at_switch": float(history["loss"][~stage_two][-1]),
+                "rel_l2": summary.rel_l2, "best_rel_l2": summary.best_rel_l2,
+                "final_loss": summary.final_loss, "line_search_failures": summary.line_search_failures,
+                "wall_time_s": summary.wall_time_s,
+                "loss_at_switch": float(history[columns.LOSS][~stage_two][-1]),
                 "loss_stalled_from": _stall(history),
             })
-            log(f"  rel L2 {summary['rel_l2']:.3g}, loss {summary['final_loss']:.3g}")
+            log(f"  rel L2 {summary.rel_l2:.3g}, loss {summary.final_loss:.3g}")
     return {"runs": results}
 
 
 def _stall(history) -> int | None:
     """The first row of the quasi-Newton stage after which the loss no longer falls by 1 % per row."""
-    steps, loss, stage = history["step"], history["loss"], history["stage"]
+    steps, loss, stage = history[columns.STEP], history[columns.LOSS], history[columns.STAGE]
     rows = np.flatnonzero(stage == 1)
     for first, second in zip(rows[:-1], rows[1:], strict=True):
         if not loss[second] < 0.99 * loss[first]:
@@ -88,9 +89,9 @@ def markdown(payload: dict) -> str:
     for run_ in payload["runs"]:
         lines.append(
             f"| {run_['problem']} | {run_['plan']} | {run_['depth']}x{run_['width']}, {run_['points']} points | "
-            f"{run_['precision']} | {_number(run_['rel_l2'])} | {_number(run_['best_rel_l2'])} | "
+            f"{run_['precision']} | {_number(run_[columns.REL_L2])} | {_number(run_['best_rel_l2'])} | "
             f"{_number(run_['final_loss'])} | {run_['loss_stalled_from'] or '-'} | "
-            f"{run_['line_search_failures']} | {run_['wall_time_s']:.0f} |")
+            f"{run_[columns.LINE_SEARCH_FAILURES]} | {run_[columns.WALL_TIME]:.0f} |")
     return "\n".join(lines)
 
 

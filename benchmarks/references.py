@@ -42,7 +42,7 @@ from _machine import log, stamp, write
 from scipy.integrate import cumulative_trapezoid
 from scipy.interpolate import RegularGridInterpolator
 
-from pinnkit import problems
+from pinnkit import columns, problems
 from pinnkit.reference import allen_cahn as allen_cahn_module
 from pinnkit.reference import burgers as burgers_module
 from pinnkit.reference import burgers_cole_hopf, solve_allen_cahn, solve_burgers, solve_cavity
@@ -397,15 +397,15 @@ def markdown_table(payload: dict) -> str:
              "| solver | grid | method and tolerance | accuracy against the independent truth | first call s "
              "| compiled call s |", "|---|---|---|---|---|---|"]
     data = ac["data"]
-    accuracy = (f"rel. L2 **{_e(data['rel_l2'])}**, max abs {_e(data['max_abs'])} against "
-                f"`{data['file']}`" if "rel_l2" in data else f"not compared ({data['skipped']})")
+    accuracy = (f"rel. L2 **{_e(data[columns.REL_L2])}**, max abs {_e(data['max_abs'])} against "
+                f"`{data['file']}`" if columns.REL_L2 in data else f"not compared ({data['skipped']})")
     lines.append(f"| `solve_allen_cahn()` | {s['num_x']} x, {s['num_t']} t | {ac['method']}; rtol = {s['rtol']:g}, "
                  f"atol = {s['atol']:g} | {accuracy} | {_s(ac['first_call_s'])} | {_s(ac['compiled_call_s'])} |")
     s, ch = bu["settings"], bu["cole_hopf"]
     lines.append(f"| `solve_burgers()` | {s['num_x']} x, {s['num_t']} t ({s['num_modes']} periodic points evolved) | "
-                 f"{bu['method']}; rtol = {s['rtol']:g}, atol = {s['atol']:g} | rel. L2 **{_e(ch['rel_l2'])}**, max "
-                 f"abs {_e(ch['max_abs'])} against the exact Cole-Hopf solution | {_s(bu['first_call_s'])} | "
-                 f"{_s(bu['compiled_call_s'])} |")
+                 f"{bu['method']}; rtol = {s['rtol']:g}, atol = {s['atol']:g} | rel. L2 "
+                 f"**{_e(ch[columns.REL_L2])}**, max abs {_e(ch['max_abs'])} against the exact Cole-Hopf solution | "
+                 f"{_s(bu['first_call_s'])} | {_s(bu['compiled_call_s'])} |")
     s = cav["settings"]
     for case in cav["cases"]:
         if "ghia" in case:

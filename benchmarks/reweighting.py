@@ -57,6 +57,8 @@ from typing import Any
 import numpy as np
 from _machine import provenance
 
+from pinnkit import columns
+
 # What its numbers depend on (docs/render.py warns when these changed after the result's commit):
 # the training stack with its reweightings, and the detector.
 MEASURES = ("src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py", "src/pinnkit/derivatives.py",
@@ -249,7 +251,7 @@ def train(scale: Scale, problems: Sequence[str], schemes: Sequence[str], results
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
         write_text(sidecar, json.dumps(json_ready(record), indent=1) + "\n")
-        finals = [result.history.last("rel_l2") for result in results]
+        finals = [result.history.last(columns.REL_L2) for result in results]
         log(f"    final rel L2 {' / '.join(f'{value:.3g}' for value in finals)}; "
             f"{record['train_seconds']:.0f} s train, {record['compile_seconds']:.0f} s compile")
 
@@ -265,9 +267,9 @@ def finite(values) -> np.ndarray:
 
 def first_stage_end(history, stage_starts: Sequence[int]) -> int:
     """The last step of the plan's first stage (the run's last step for one-stage plans)."""
-    steps = history["step"]
-    if "stage" in history and np.any(history["stage"] > 0):
-        return int(steps[history["stage"] == 0].max())
+    steps = history[columns.STEP]
+    if columns.STAGE in history and np.any(history[columns.STAGE] > 0):
+        return int(steps[history[columns.STAGE] == 0].max())
     if len(stage_starts) > 1:
         return int(stage_starts[1])
     return int(steps.max())
@@ -275,9 +277,9 @@ def first_stage_end(history, stage_starts: Sequence[int]) -> int:
 
 def snr_in_diffusion(history, transitions: Mapping[str, int | None], stage_starts: Sequence[int]):
     """``(median SNR, [d, e], rows)`` of the diffusion window (:data:`SNR_DIFFUSION_DEFINITION`)."""
-    if "snr" not in history or len(history) == 0:
+    if columns.SNR not in history or len(history) == 0:
         return None, None, 0
-    steps, snr = history["step"], history["snr"]
+    steps, snr = history[columns.STEP], history[columns.SNR]
     end_of_stage = first_stage_end(history, stage_starts)
     start = transitions.get("diffusion_start")
     start = DIFFUSION_FALLBACK_START if start is None else int(start)
@@ -288,8 +290,8 @@ def snr_in_diffusion(history, transitions: Mapping[str, int | None], stage_start
     else:
         inside = (steps >= start) & (steps <= end_of_stage)
         window = [start, end_of_stage]
-    if "stage" in history:
-        inside &= history["stage"] == 0
+    if columns.STAGE in history:
+        inside &= history[columns.STAGE] == 0
     values = finite(snr[inside])
     if values.size < MIN_WINDOW_ROWS:
         return None, window, int(values.size)
@@ -299,18 +301,18 @@ def snr_in_diffusion(history, transitions: Mapping[str, int | None], stage_start
 def late_window(history, stage_starts: Sequence[int]) -> np.ndarray:
     """The rows of the second half of the first stage (a boolean mask)."""
     end = first_stage_end(history, stage_starts)
-    steps = history["step"]
+    steps = history[columns.STEP]
     inside = (steps >= LATE_WINDOW_FRACTION * end) & (steps <= end)
-    if "stage" in history:
-        inside &= history["stage"] == 0
+    if columns.STAGE in history:
+        inside &= history[columns.STAGE] == 0
     return inside
 
 
 def snr_late(history, stage_starts: Sequence[int]) -> float | None:
     """The median SNR over the second half of the first stage (:data:`SNR_LATE_DEFINITION`)."""
-    if "snr" not in history or len(history) == 0:
+    if columns.SNR not in history or len(history) == 0:
         return None
-    values = finite(history["snr"][late_window(history, stage_starts)])
+    values = finite(history[columns.SNR][late_window(history, stage_starts)])
     return float(np.median(values)) if values.size >= MIN_WINDOW_ROWS else None
 
 
@@ -320,12 +322,13 @@ def constraint_share_late(history, stage_starts: Sequence[int], collocation_term
     Every SNR batch carries the whole constraint terms (the paper's convention): they add to the mean batch gradient
     but not to its spread, so a loss dominated by them has a high SNR whatever the PDE term does.
     """
-    terms = [name for name in history.columns if name.startswith("loss_")]
-    constraints = [name for name in terms if name.removeprefix("loss_") not in collocation_terms]
-    if "loss" not in history or not terms or len(history) == 0:
+    prefix = columns.loss_term("")
+    terms = [name for name in history.columns if name.startswith(prefix)]
+    constraints = [name for name in terms if name.removeprefix(prefix) not in collocation_terms]
+    if columns.LOSS not in history or not terms or len(history) == 0:
         return None
     inside = late_window(history, stage_starts)
-    total = history["loss"][inside]
+    total = history[columns.LOSS][inside]
     if not constraints:
         return 0.0
     share = sum(history[name][inside] for name in constraints) / np.where(total > 0, total, np.nan)
@@ -365,6 +368,7 @@ def analyze_cell(histories_dir: Path, sidecar: Mapping[str, Any]) -> dict[str, A
     """The numbers of one (problem, plan, scheme) cell from its saved histories."""
     from pinnkit import problems as registry
     from pinnkit.diagnostics.transitions import detect_transitions
+    from pinnkit.engine import Outcome
     from pinnkit.history import History
 
     stem = cell_stem(sidecar["problem"], sidecar["plan"], sidecar["scheme"])
@@ -387,12 +391,12 @@ def analyze_cell(histories_dir: Path, sidecar: Mapping[str, Any]) -> dict[str, A
         "final_mse", "line_search_failures", "stage_seconds")}
     for seed, status in zip(sidecar["seeds"], sidecar["status"], strict=True):
         history = History.from_csv(histories_dir / f"{stem}__seed{seed}.csv")
-        errors = finite(history["rel_l2"]) if "rel_l2" in history else np.array([])
-        diverged = status != "completed"
+        errors = finite(history[columns.REL_L2]) if columns.REL_L2 in history else np.array([])
+        diverged = Outcome.parse(status)[0] is not Outcome.COMPLETED
         per_seed["final_rel_l2"].append(math.inf if diverged or not errors.size else float(errors[-1]))
         per_seed["best_rel_l2"].append(float(errors.min()) if errors.size else None)
-        per_seed["final_mse"].append(history.last("mse") if "mse" in history else None)
-        per_seed["final_loss"].append(history.last("loss") if "loss" in history else None)
+        per_seed["final_mse"].append(history.last(columns.MSE) if columns.MSE in history else None)
+        per_seed["final_loss"].append(history.last(columns.LOSS) if columns.LOSS in history else None)
         transitions = detect_transitions(history)
         per_seed["diffusion_start"].append(transitions["diffusion_start"])
         per_seed["equilibrium_start"].append(transitions["equilibrium_start"])
@@ -403,8 +407,8 @@ def analyze_cell(histories_dir: Path, sidecar: Mapping[str, Any]) -> dict[str, A
         per_seed["snr_late"].append(snr_late(history, sidecar["stage_starts"]))
         per_seed["constraint_share_late"].append(
             constraint_share_late(history, sidecar["stage_starts"], collocation_terms))
-        per_seed["line_search_failures"].append(
-            int(np.nansum(history["line_search_failures"])) if "line_search_failures" in history else None)
+        per_seed[columns.LINE_SEARCH_FAILURES].append(
+            int(np.nansum(history[columns.LINE_SEARCH_FAILURES])) if columns.LINE_SEARCH_FAILURES in history else None)
         per_seed["stage_seconds"].append(stage_seconds(history))
     entry.update(per_seed)
     entry["stage_seconds"] = per_seed["stage_seconds"][0]  # the seeds share one clock
@@ -431,10 +435,10 @@ def analyze_cell(histories_dir: Path, sidecar: Mapping[str, Any]) -> dict[str, A
 
 def stage_seconds(history) -> list[float]:
     """Training seconds spent in each stage (from the ``wall_time_s`` column)."""
-    if "wall_time_s" not in history or len(history) == 0:
+    if columns.WALL_TIME not in history or len(history) == 0:
         return []
-    wall = history["wall_time_s"]
-    stage = history["stage"] if "stage" in history else np.zeros(len(history))
+    wall = history[columns.WALL_TIME]
+    stage = history[columns.STAGE] if columns.STAGE in history else np.zeros(len(history))
     out, previous = [], 0.0
     for index in range(int(np.nanmax(stage)) + 1):
         rows = np.flatnonzero(stage == index)

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from pinnkit import columns
+
 # What its numbers depend on (docs/render.py warns when these changed after the result's commit):
 # the script that trains the run and the library it trains and detects with.
 MEASURES = ("docs/make_run_figures.py", "src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py",
@@ -29,9 +31,9 @@ def _row(steps: np.ndarray, step: float | None) -> int | None:
 
 def facts(history, phases, layers: list[str]) -> dict[str, Any]:
     """What the page says about the run, from its history and the detection (``phases``, the detector)."""
-    steps = np.asarray(history["step"], float)
-    error = np.asarray(history["rel_l2"], float)
-    homogeneity = np.asarray(history["homogeneity"], float)
+    steps = np.asarray(history[columns.STEP], float)
+    error = np.asarray(history[columns.REL_L2], float)
+    homogeneity = np.asarray(history[columns.HOMOGENEITY], float)
     smoothed = np.asarray(phases.smoothed_log_snr, float)
     smoothed_steps = np.asarray(phases.iterations, float)
     out: dict[str, Any] = {"rows": int(steps.size), "error_initial": float(error[0]), "error_final": float(error[-1]),
@@ -87,8 +89,8 @@ def markdown_setup(payload: dict) -> str:
             f"{log['dense_every']} steps below {log['dense_until']} and every {log['every']} after "
             f"({run['rows']} rows), each with the SNR over B = {probes['snr_batches']} batches, and the entropy and "
             f"saturation of each hidden layer every {probes['information_every']} rows. Training took "
-            f"{run['wall_time_s']:.0f} s "
-            f"(compilation {run['compile_time_s']:.0f} s); final relative L2 **{run['rel_l2']:.3g}** (best "
+            f"{run[columns.WALL_TIME]:.0f} s "
+            f"(compilation {run['compile_time_s']:.0f} s); final relative L2 **{run[columns.REL_L2]:.3g}** (best "
             f"{run['best_rel_l2']:.3g}).")
 
 
@@ -147,7 +149,7 @@ def markdown_summary(payload: dict) -> str:
     config = payload["config"]
     return (f"With {config['points']} points and {config['steps']} steps the same configuration enters equilibrium at "
             f"step {_step(tuned['equilibrium_start'])} (SNR alone: {_step(tuned['equilibrium_from_snr'])}) and ends at "
-            f"{run['rel_l2']:.3g} ([docs/diagnostics.md](docs/diagnostics.md)).")
+            f"{run[columns.REL_L2]:.3g} ([docs/diagnostics.md](docs/diagnostics.md)).")
 
 
 def markdown(payload: dict) -> str:

@@ -28,7 +28,7 @@ from _machine import log, stamp, write
 
 import pinnkit
 from pinnkit import nn, problems
-from pinnkit.engine import LogSchedule, Probes
+from pinnkit.engine import LogSchedule, Outcome, Probes
 
 # What its numbers depend on (docs/render.py warns when these changed after the result's commit):
 # the engine's fit and fit_stacked on a plain Adam run.
@@ -52,7 +52,7 @@ def make_models(problem, setup: dict, seeds: int):
 def vmapped_once(problem, points, models, params, args, steps: int) -> tuple[float, float]:
     results = pinnkit.fit_stacked(problem, models[0], optax.adam(LEARNING_RATE), points, params, steps=steps,
                                   log=LogSchedule(args.log_every), probes=Probes(snr_batches=0))
-    assert all(result.status == "completed" for result in results), [result.status for result in results]
+    assert all(result.outcome is Outcome.COMPLETED for result in results), [result.status for result in results]
     return results[0].wall_time_s, results[0].compile_time_s
 
 
@@ -61,7 +61,7 @@ def sequential_once(problem, points, models, args, steps: int) -> tuple[float, f
     for model in models:
         result = pinnkit.fit(problem, model, optax.adam(LEARNING_RATE), points, steps=steps,
                              log=LogSchedule(args.log_every), probes=Probes(snr_batches=0))
-        assert result.status == "completed", result.status
+        assert result.outcome is Outcome.COMPLETED, result.status
         wall += result.wall_time_s
         compile_s += result.compile_time_s
     return wall, compile_s

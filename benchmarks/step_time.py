@@ -70,15 +70,15 @@ def pinnkit_runs(width: int, depth: int, points: int, batches: int):
     probe = trainer.probe(params, state)
     _, pending = probe(params, state, trainer.points)
     chunk = trainer.chunk(params, state, pending)
-    loop = {"params": params, "state": state, "pending": pending, "step": 0}
+    loop = {"params": params, "state": state, "pending": pending, "done": 0}
 
     def block():
-        out = chunk(loop["params"], loop["state"], trainer.points, loop["pending"], np.int32(loop["step"]),
+        out = chunk(loop["params"], loop["state"], trainer.points, loop["pending"], np.int32(loop["done"]),
                     np.int32(CHUNK))
         loop["params"], loop["state"], _ = out
         row, loop["pending"] = probe(loop["params"], loop["state"], trainer.points)
         jax.block_until_ready(row)
-        loop["step"] += CHUNK
+        loop["done"] += CHUNK
 
     steps = trainer.steps
     single = jax.jit(lambda p, s: steps.first_order_step(p, s, sampled, 0), donate_argnums=(0, 1))

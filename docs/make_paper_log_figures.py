@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pinnkit import columns
 from pinnkit.diagnostics import detect_phases, read_error_log, read_gradient_log
 from pinnkit.plotting.diagnostics import plot_phase_diagnostics
 
@@ -35,14 +36,14 @@ def main() -> None:
     for run in RUNS:
         gradients = read_gradient_log(folder / f"{run}_gradients.csv")
         errors = read_error_log(folder / f"{run}_errors.csv")
-        phases = detect_phases(gradients["iteration"], mean_norm=gradients["grad_mean_norm"],
-                               std_norm=gradients["grad_std_norm"], error_iterations=errors["iteration"],
-                               error=errors["rel_l2"])
+        phases = detect_phases(gradients[columns.ITERATION], mean_norm=gradients[columns.GRAD_MEAN_NORM],
+                               std_norm=gradients[columns.GRAD_STD_NORM], error_iterations=errors[columns.ITERATION],
+                               error=errors[columns.REL_L2])
         hand_diffusion, hand_equilibrium = hands[run]
         figure = plot_phase_diagnostics(
-            gradients["iteration"], gradients["grad_mean_norm"] / gradients["grad_std_norm"],
+            gradients[columns.ITERATION], gradients[columns.GRAD_MEAN_NORM] / gradients[columns.GRAD_STD_NORM],
             adam_snr=gradients["adam_m_norm"] / gradients["adam_v_norm"],
-            error_iterations=errors["iteration"], error=errors["rel_l2"], phases=phases,
+            error_iterations=errors[columns.ITERATION], error=errors[columns.REL_L2], phases=phases,
             hand_lines={"hand-placed (paper)": hand_diffusion, None: hand_equilibrium},
             title=f"{run}: detected (offline, with error) vs hand-placed lines",
         )

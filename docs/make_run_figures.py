@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from pinnkit import jsonio, problems
+from pinnkit import columns, jsonio, problems
 from pinnkit.diagnostics import detect_phases
 from pinnkit.diagnostics.transitions import detect_transitions, history_phases
 from pinnkit.engine import LogSchedule, Probes
@@ -41,21 +41,22 @@ HISTORY = RESULTS / "run_figures" / "history.csv"
 
 
 def detect(history, online: bool = False, **tuning):
-    step = history["step"]
-    return detect_phases(step, mean_norm=history["grad_mean_norm"], std_norm=history["grad_std_norm"],
-                         error_iterations=step, error=history["rel_l2"], online=online, **tuning)
+    step = history[columns.STEP]
+    return detect_phases(step, mean_norm=history[columns.GRAD_MEAN_NORM], std_norm=history[columns.GRAD_STD_NORM],
+                         error_iterations=step, error=history[columns.REL_L2], online=online, **tuning)
 
 
 def draw_information(history, phases, path: Path) -> list[str]:
-    step = history["step"]
+    step = history[columns.STEP]
     information = Figure(figsize=(10, 3.8), layout="constrained")
     entropy_axis, saturation_axis = information.subplots(1, 2)
-    rows = np.isfinite(history["entropy[0]"]) & (step > 0)
-    layers = sorted((column[len("entropy["):-1] for column in history.columns if column.startswith("entropy[")),
-                    key=int)
+    rows = np.isfinite(history[columns.entropy(0)]) & (step > 0)
+    prefix = columns.entropy(0).removesuffix("0]")
+    layers = sorted((column[len(prefix):-1] for column in history.columns if column.startswith(prefix)), key=int)
     for index in layers:
-        entropy_axis.plot(step[rows], history[f"entropy[{index}]"][rows], marker="o", ms=3, label=f"layer {index}")
-        saturation_axis.plot(step[rows], history[f"saturation[{index}]"][rows], marker="o", ms=3)
+        entropy_axis.plot(step[rows], history[columns.entropy(int(index))][rows], marker="o", ms=3,
+                          label=f"layer {index}")
+        saturation_axis.plot(step[rows], history[columns.saturation(int(index))][rows], marker="o", ms=3)
     for axis, label in ((entropy_axis, "binned entropy H(T) [bits]"), (saturation_axis, "saturation [%]")):
         axis.set_xscale("log")
         axis.set_xlabel("step")
@@ -96,14 +97,16 @@ def main() -> None:
         log(f"trained in {time.perf_counter() - start:.0f} s: {result.status}")
         history = result.history
         summary = summarize(config, result)
-        payload["run"] = {key: summary[key] for key in ("rel_l2", "best_rel_l2", "final_loss", "wall_time_s",
-                                                        "compile_time_s", "steps_per_s", "status")}
+        payload["run"] = {"rel_l2": summary.rel_l2, "best_rel_l2": summary.best_rel_l2,
+                          "final_loss": summary.final_loss, "wall_time_s": summary.wall_time_s,
+                          "compile_time_s": summary.compile_time_s, "steps_per_s": summary.steps_per_s,
+                          "status": summary.status}
         payload["run"]["rows"] = len(history)
     phases = history_phases(history)
     name = f"run_helmholtz_{args.reweight}"
     figure = plot_phase_diagnostics(
-        history["step"], history["snr"], order=history["order"], adam_snr=history["adam_snr"],
-        homogeneity=history["homogeneity"], error_iterations=history["step"], error=history["rel_l2"],
+        history[columns.STEP], history[columns.SNR], order=history[columns.ORDER], adam_snr=history[columns.ADAM_SNR],
+        homogeneity=history[columns.HOMOGENEITY], error_iterations=history[columns.STEP], error=history[columns.REL_L2],
         phases=phases, title=f"pinnkit: Helmholtz, Adam + {args.reweight}, {config.depth}x{config.width}, "
                              f"{config.points} points",
     )

@@ -46,12 +46,13 @@ def plans_help() -> str:
             "separate with ';' when a plan gives stage lengths (adam:1000,lbfgs:1000;adam).")
 
 
-def results_table(rows, config: CompareConfig) -> tuple[Table, str]:
-    """The per-(plan, reweighting) table, sized to stay readable in 80 columns, and its footnote.
+def results_table(summaries, config: CompareConfig) -> tuple[Table, str]:
+    """The per-(plan, reweighting) table of the runs' summaries, sized to stay readable in 80 columns, and its
+    footnote.
 
     What is the same for every run (problem, steps, seeds, precision) goes into the title or the footnote.
     """
-    entries = aggregate(rows)
+    entries = aggregate(summaries)
     seeds = entries[0]["seeds"] if entries else 0
     title = f"{config.problem}, {config.steps} steps" + (f", {seeds} seeds (mean, std)" if seeds > 1 else "")
     # One space between columns and none at the edges: the table keeps 80 columns without folding a number.
@@ -172,28 +173,28 @@ def compare(
                                "figures (`pinnkit plot` on the kept folder draws them)")
         target = claim.commit()
     console = Console(width=max(TABLE_WIDTH, Console().width))
-    table, note = results_table([run.row for run in runs], config)
+    table, note = results_table([run.summary for run in runs], config)
     console.print(table)
     console.print(note, soft_wrap=False)
     console.print("Files (results.csv, summary.json, histories/, figures/) in:")
     console.print(printable_path(target), soft_wrap=True, highlight=False, markup=False)
-    if all(run.row["status"] != "completed" for run in runs):
+    if not any(run.summary.completed for run in runs):
         raise CliExit(EXIT_DIVERGED, "every run diverged")
 
 
 def _outcome(runs) -> str:
     """The best final error of a comparison, for the line that says its results could not be saved."""
     count = f"{len(runs)} run" + ("s" if len(runs) != 1 else "")
-    finished = [run for run in runs if run.row.get("status") == "completed"]
+    finished = [run for run in runs if run.summary.completed]
     if not finished:
         return f"{count}, none completed"
 
     def error(run) -> float:
-        value = float(run.row.get("rel_l2", math.nan))
+        value = run.summary.rel_l2
         return value if math.isfinite(value) else math.inf
 
     best = min(finished, key=error)
-    return f"{count}; best rel_l2 {significant(best.row.get('rel_l2'))} ({best.name})"
+    return f"{count}; best rel_l2 {significant(best.summary.rel_l2)} ({best.name})"
 
 
 def _default_out(problem: str) -> Path:

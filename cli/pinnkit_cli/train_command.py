@@ -9,15 +9,16 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from pinnkit import jsonio
+from pinnkit import columns, jsonio
 from pinnkit.atomic import atomic_write_text
 from pinnkit.checkpoint import Checkpointer, CheckpointError, CheckpointInfo, check_folder, read_checkpoint_info
-from pinnkit.engine import LogSchedule, Probes
+from pinnkit.engine import LogSchedule, Outcome, Probes
 from pinnkit.experiment import RunConfig, resolve_learning_rate, run, setup, summarize
 from pinnkit.optimizer_registry import describe_optimizers
 from pinnkit.outputs import OutputClaim, UnfinishedOutputError, claim_existing, claim_output
 from pinnkit.resources import check_fits
 from pinnkit.reweight import describe_reweightings
+from pinnkit.summary import RunSummary
 from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, check_signals, fail, printable_path
 from pinnkit_cli.live_help import live_option
 from pinnkit_cli.options import (
@@ -158,8 +159,8 @@ def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpo
     if resume_from is not None:
         # What the search found before the interrupt travels in the checkpoints (the config holds only its pick).
         search = resume_from.extras.get("learning_rate_search")
-        previous = _previous_result(folder)
-        if (resume_from.step == config.steps and previous is not None and previous.get("steps") == config.steps
+        previous = _previous_summary(folder)
+        if (resume_from.step == config.steps and previous is not None and previous.steps == config.steps
                 and (folder / "history.csv").is_file()):
             # Finished and its results written: resuming it changes nothing.
             _report(previous, claim.commit())
@@ -190,27 +191,28 @@ def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpo
         try:
             def advance(step: int, row: dict) -> None:
                 check_signals()  # a Ctrl-C whose KeyboardInterrupt was swallowed (see check_signals)
-                progress.update(task, completed=step, status=f"loss {row['loss']:.3e}  rel_l2 {row['rel_l2']:.3e}")
+                progress.update(task, completed=step,
+                                status=f"loss {row[columns.LOSS]:.3e}  rel_l2 {row[columns.REL_L2]:.3e}")
 
             result = run(config, checkpoint=hook, resume_from=resume_from.path if resume_from else None,
                          callback=advance)
         except CheckpointError as error:
             fail(str(error))
-    diverged = result.status != "completed"
+    diverged = result.outcome is not Outcome.COMPLETED
     if diverged and hook is not None and result.steps > 0 and hook.last_step != result.steps:
         # The last finite state falls on a history row: keep it as the newest checkpoint.
         write_or_exit(lambda: hook.save(result.steps, result.model, result.opt_state, result.history), claim)
     summary = summarize(config, result)
-    if previous is not None and result.compile_time_s == 0.0 and "compile_time_s" in previous:
-        summary["compile_time_s"] = previous["compile_time_s"]  # a finished run resumed: nothing was compiled
-    summary["config"] = config.to_dict()
+    if previous is not None and result.compile_time_s == 0.0:
+        summary = summary.replace(compile_time_s=previous.compile_time_s)  # a finished run resumed: no compiling
+    payload = {**summary.to_dict(), "config": config.to_dict()}
     if search is not None:
-        summary["learning_rate_search"] = search
-    numbers = f"rel_l2 {significant(summary['rel_l2'])}, loss {significant(summary['final_loss'])}"
+        payload["learning_rate_search"] = search
+    numbers = f"rel_l2 {significant(summary.rel_l2)}, loss {significant(summary.final_loss)}"
 
     def write_results() -> None:
         result.history.to_csv(folder / "history.csv")
-        atomic_write_text(folder / "result.json", jsonio.dumps(summary, indent=2) + "\n")
+        atomic_write_text(folder / "result.json", jsonio.dumps(payload, indent=2) + "\n")
 
     # A failed write leaves no result behind in a new folder (the checkpoints, and their history, stay).
     keep = (*CHECKPOINTS, "history.csv") if hook is not None and hook.last_path is not None else ()
@@ -225,17 +227,13 @@ def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpo
     _report(summary, target)
 
 
-def _report(summary: dict[str, Any], target: Path) -> None:
-    """The closing line of a run (also of a finished run's summary read back, which JSON may have left a null)."""
-    def number(key: str, form: str) -> str:
-        value = summary.get(key)
-        return format(value, form) if isinstance(value, int | float) else "nan"
-
+def _report(summary: RunSummary, target: Path) -> None:
+    """The closing line of a run (also of a finished run's summary read back, where JSON's nulls are NaN)."""
     Console(stderr=True).print(
-        f"{summary.get('status')}: {summary.get('steps')} steps ({summary.get('plan')}, {summary.get('precision')}), "
-        f"rel_l2 {number('rel_l2', '.4e')} (best {number('best_rel_l2', '.4e')}), loss "
-        f"{number('final_loss', '.4e')}, {number('wall_time_s', '.1f')} s (+{number('compile_time_s', '.1f')} s "
-        f"compile) -> {printable_path(target)}", highlight=False, soft_wrap=True, markup=False)
+        f"{summary.status}: {summary.steps} steps ({summary.plan}, {summary.precision}), "
+        f"rel_l2 {summary.rel_l2:.4e} (best {summary.best_rel_l2:.4e}), loss {summary.final_loss:.4e}, "
+        f"{summary.wall_time_s:.1f} s (+{summary.compile_time_s:.1f} s compile) -> {printable_path(target)}",
+        highlight=False, soft_wrap=True, markup=False)
 
 
 def _default_out(problem: str) -> Path:
@@ -245,6 +243,15 @@ def _default_out(problem: str) -> Path:
         index += 1
         candidate = base.with_name(f"{base.name}-{index}")
     return candidate
+
+
+def _previous_summary(folder: Path) -> RunSummary | None:
+    """The summary of ``result.json`` in ``folder``; None when there is none, or not one pinnkit wrote."""
+    found = _previous_result(folder)
+    try:
+        return RunSummary.from_dict(found) if found is not None else None
+    except (ValueError, TypeError):
+        return None
 
 
 def _previous_result(folder: Path) -> dict[str, Any] | None:

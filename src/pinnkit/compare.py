@@ -21,6 +21,7 @@ from pinnkit.experiment import RunConfig, Setup, resolve_learning_rate, run_stac
 from pinnkit.history import History
 from pinnkit.optimizers import FIRST_ORDER_OPTIMIZERS, REWEIGHTINGS, check_reweighting_options, reweighting_options
 from pinnkit.plans import parse_plan
+from pinnkit.summary import RunSummary
 
 __all__ = ["CompareConfig", "CompareRun", "PRESETS", "aggregate", "compare", "preset"]
 
@@ -174,12 +175,29 @@ def preset(name: str, **overrides: Any) -> CompareConfig:
 
 @dataclasses.dataclass
 class CompareRun:
-    """One (plan, reweighting, seed) run of a comparison: its summary row, history and final state."""
+    """One (plan, reweighting, seed) run of a comparison: its summary, history and final state.
+
+    Attributes:
+        name: the file-safe name of the run (:func:`run_name`).
+        summary: the run's :class:`~pinnkit.summary.RunSummary`.
+        history: its history.
+        result: what training returned.
+        learning_rate_search: what the learning-rate search found (``learning_rate="auto"``), else None.
+    """
 
     name: str
-    row: dict[str, Any]
+    summary: RunSummary
     history: History
     result: TrainResult
+    learning_rate_search: dict[str, Any] | None = None
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The run's row as JSON holds it: the summary's object, then the learning-rate search when one ran."""
+        row = self.summary.to_dict()
+        if self.learning_rate_search is not None:
+            row["learning_rate_search"] = self.learning_rate_search
+        return row
 
 
 def run_name(problem: str, optimizer: str, reweight: str, seed: int) -> str:
@@ -209,7 +227,7 @@ def compare(config: CompareConfig, *, callback: Callable[[str, int, int], Any] |
     Example:
         >>> runs = compare(CompareConfig(optimizers=("adam",), reweights=("none",), steps=20, points=200,
         ...                              width=8, depth=1, log=LogSchedule(10), probes=Probes(snr_batches=10)))
-        >>> runs[0].row["optimizer"], runs[0].row["steps"]
+        >>> runs[0].summary.optimizer, runs[0].summary.steps
         ('adam', 20)
     """
     seeds = list(range(config.seeds))
@@ -232,44 +250,53 @@ def compare(config: CompareConfig, *, callback: Callable[[str, int, int], Any] |
                 else:
                     results = run_stacked(run_config, built, seeds, callback=progress)
             for seed, result in zip(seeds, results, strict=True):
-                row = summarize(run_config, result, seed=seed)
-                if search is not None:
-                    row["learning_rate_search"] = search.as_dict()
-                finished = CompareRun(run_name(config.problem, plan, reweight, seed), row, result.history, result)
+                finished = CompareRun(run_name(config.problem, plan, reweight, seed),
+                                      summarize(run_config, result, seed=seed), result.history, result,
+                                      search.as_dict() if search is not None else None)
                 runs.append(finished)
                 if on_run is not None:
                     on_run(finished)
     return runs
 
 
-def aggregate(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def aggregate(summaries: Sequence[RunSummary | Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Mean and spread over seeds for each (plan, reweighting): one row per pair.
 
+    Args:
+        summaries: the runs' summaries (a JSON object read back is converted with
+            :meth:`~pinnkit.summary.RunSummary.from_dict`).
+
+    Returns:
+        The table's rows (JSON-ready dicts), in the order the pairs first appear.
+
     Example:
-        >>> aggregate([{"optimizer": "adam", "reweight": "none", "rel_l2": 0.1, "best_rel_l2": 0.1,
-        ...             "final_loss": 1.0, "final_mse": 1.0, "wall_time_s": 2.0, "steps_per_s": 5.0,
-        ...             "steps": 10, "diffusion_start": None, "equilibrium_start": 40, "problem": "p"}])[0]["seeds"]
+        >>> from pinnkit.engine import Outcome
+        >>> summary = RunSummary(problem="p", optimizer="adam", plan="adam", reweight="none", learning_rate=None,
+        ...                      seed=0, precision="float32", steps=10, rel_l2=0.1, best_rel_l2=0.1, final_loss=1.0,
+        ...                      final_mse=1.0, wall_time_s=2.0, compile_time_s=1.0, steps_per_s=5.0,
+        ...                      outcome=Outcome.COMPLETED, equilibrium_start=40)
+        >>> aggregate([summary])[0]["seeds"]
         1
     """
-    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault((row["optimizer"], row["reweight"]), []).append(row)
+    groups: dict[tuple[str, str], list[RunSummary]] = {}
+    for item in summaries:
+        summary = item if isinstance(item, RunSummary) else RunSummary.from_dict(item)
+        groups.setdefault((summary.optimizer, summary.reweight), []).append(summary)
     out = []
     for (optimizer, reweight), members in groups.items():
-        entry: dict[str, Any] = {"problem": members[0]["problem"], "optimizer": optimizer, "reweight": reweight,
-                                 "seeds": len(members), "steps": members[0]["steps"]}
-        for key in ("precision", "plan"):
-            if key in members[0]:
-                entry[key] = members[0][key]
+        first = members[0]
+        entry: dict[str, Any] = {"problem": first.problem, "optimizer": optimizer, "reweight": reweight,
+                                 "seeds": len(members), "steps": first.steps, "precision": first.precision,
+                                 "plan": first.plan}
         for key in ("rel_l2", "best_rel_l2", "final_loss", "final_mse", "wall_time_s", "compile_time_s",
                     "steps_per_s"):
-            values = np.array([float(member.get(key, math.nan)) for member in members], float)
+            values = np.array([float(getattr(member, key)) for member in members], float)
             entry[key] = float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
             entry[f"{key}_std"] = float(np.nanstd(values)) if np.isfinite(values).any() else math.nan
         for key in ("diffusion_start", "equilibrium_start"):
-            found = [member[key] for member in members if member.get(key) is not None]
+            found = [getattr(member, key) for member in members if getattr(member, key) is not None]
             entry[key] = int(np.median(found)) if found else None
             entry[f"{key}_found"] = len(found)
-        entry["diverged"] = sum(1 for member in members if str(member.get("status", "completed")) != "completed")
+        entry["diverged"] = sum(1 for member in members if not member.completed)
         out.append(entry)
     return out

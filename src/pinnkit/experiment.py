@@ -17,10 +17,9 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from pinnkit import nn, problems
-from pinnkit.engine import LogSchedule, Probes, TrainResult, columns, fit_stacked
+from pinnkit import columns, nn, problems
+from pinnkit.engine import LogSchedule, Outcome, Probes, TrainResult, fit_stacked
 from pinnkit.engine.loop import resume_position
 from pinnkit.engine.schedule import MAX_ROWS, MAX_STEPS
 from pinnkit.engine.stacked import stack, unstack
@@ -35,6 +34,7 @@ from pinnkit.optimizers import (
 from pinnkit.plans import Plan, PlanSpec, build_plan, check_hold_every, parse_plan
 from pinnkit.problems.base import SAMPLERS, Points, Problem
 from pinnkit.sampling import Resampling
+from pinnkit.summary import summarize  # re-exported: summarize was defined here
 from pinnkit.validation import integer
 
 __all__ = [
@@ -455,7 +455,7 @@ def run(
             history = saved.history
             wall = history.last(columns.WALL_TIME) if len(history) else 0.0
             compile_time = float(saved.extras.get("compile_time_s", 0.0) or 0.0)
-            return TrainResult(saved.model, saved.opt_state, history, "completed", saved.step,
+            return TrainResult(saved.model, saved.opt_state, history, Outcome.COMPLETED, saved.step,
                                wall if math.isfinite(wall) else 0.0, compile_time, built.points,
                                _stage_starts(config, saved.step, history))
         (result,) = run_stacked(
@@ -494,41 +494,3 @@ def _load_resume_state(config: RunConfig, built: Setup, resume_from):
     stage = int(info.history.last(columns.STAGE)) if columns.STAGE in info.history else 0
     model, like_state = initial_state(config, stage)
     return load_checkpoint(info.path, model, like_state, expected_config=config)
-
-
-def summarize(config: RunConfig, result: TrainResult, *, seed: int | None = None) -> dict[str, Any]:
-    """The scalar outcome of a run: errors, losses, times, detected transitions (JSON-ready; NaN where absent).
-
-    ``best_rel_l2`` is the lowest test error of any row: chosen with hindsight (training cannot see the test
-    error), reported to show how far the final error is from the best the run passed through.
-    """
-    from pinnkit.diagnostics.transitions import detect_transitions
-
-    history = result.history
-    errors = history[columns.REL_L2] if columns.REL_L2 in history else np.array([math.nan])
-    finite = errors[np.isfinite(errors)]
-    wall = float(result.wall_time_s)
-    done = result.steps - (int(history[columns.STEP][0]) if len(history) else 0)
-    summary: dict[str, Any] = {
-        "problem": config.problem,
-        "optimizer": config.optimizer,
-        "plan": config.plan_spec().describe(),
-        "reweight": config.reweight,
-        "learning_rate": config.learning_rate,
-        "seed": config.seed if seed is None else seed,
-        "precision": "float64" if config.double_precision else "float32",
-        "steps": int(result.steps),
-        "rel_l2": float(finite[-1]) if finite.size else math.nan,
-        "best_rel_l2": float(finite.min()) if finite.size else math.nan,
-        "final_loss": history.last(columns.LOSS),
-        "final_mse": history.last(columns.MSE),
-        "wall_time_s": wall,
-        "compile_time_s": float(result.compile_time_s),
-        "steps_per_s": float(done / wall) if wall > 0 else math.nan,
-        "status": result.status,
-        "stage_starts": list(result.stage_starts),
-    }
-    if columns.LINE_SEARCH_FAILURES in history:
-        summary["line_search_failures"] = int(np.nansum(history[columns.LINE_SEARCH_FAILURES]))
-    summary.update(detect_transitions(history))
-    return summary

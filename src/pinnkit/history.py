@@ -58,7 +58,13 @@ class History:
     def columns(self) -> list[str]:
         return list(self._columns)
 
-    def _last_row(self) -> dict[str, float]:
+    def last_row(self) -> dict[str, float]:
+        """The last row, every column by name (NaN where it was missing); empty for an empty history.
+
+        Example:
+            >>> History([{"step": 1, "loss": 0.5}, {"step": 2}]).last_row()
+            {'step': 2.0, 'loss': nan}
+        """
         return {name: column[-1] for name, column in self._columns.items()} if self._length else {}
 
     def last(self, name: str) -> float:

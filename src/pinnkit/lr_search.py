@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pinnkit.engine import LogSchedule, Probes, columns, fit_stacked
+from pinnkit.engine import LogSchedule, Outcome, Probes, columns, fit_stacked
 from pinnkit.optimizer_registry import FIRST_ORDER_OPTIMIZERS, BuildOptions, optimizer_spec
 from pinnkit.optimizers import make_reweighting, paper_schedule
 from pinnkit.validation import real
@@ -113,7 +113,7 @@ def search_learning_rate(problem, model, points, *, optimizer: str = "adam", can
     losses = {}
     for rate, result in zip(candidates, results, strict=True):
         loss = result.history.last(columns.MSE)
-        losses[rate] = loss if result.status == "completed" and math.isfinite(loss) else math.nan
+        losses[rate] = loss if result.outcome is Outcome.COMPLETED and math.isfinite(loss) else math.nan
     finite = {rate: loss for rate, loss in losses.items() if not math.isnan(loss)}
     if not finite:
         raise ValueError(f"every candidate learning rate {candidates} diverged within {steps} steps")

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from pinnkit import jsonio
+from pinnkit import columns, jsonio
 from pinnkit.atomic import atomic_open, atomic_write_text
 from pinnkit.compare import CompareConfig, CompareRun, aggregate
 from pinnkit.history import History
@@ -107,13 +107,13 @@ def write_comparison(folder: str | os.PathLike, config: CompareConfig, runs: Seq
         f"one step of a line-search optimizer ({', '.join(LINE_SEARCH_OPTIMIZERS)}) is one iteration: a quasi-Newton "
         "direction plus its zoom line search (up to 20 loss/gradient evaluations)"),
         "best_rel_l2": "the lowest test error of any history row, chosen with hindsight",
-        "table": aggregate(rows), "runs": rows}
+        "table": aggregate([run.summary for run in runs]), "runs": rows}
     summary.update(extra or {})
     atomic_write_text(folder / "summary.json", jsonio.dumps(summary, indent=2) + "\n")
     problem = problems.get(config.problem, **dict(config.problem_params))
-    finite = [run for run in runs if math.isfinite(run.row["rel_l2"])]
+    finite = [run for run in runs if math.isfinite(run.summary.rel_l2)]
     if finite:
-        best = min(finite, key=lambda run: run.row["rel_l2"])
+        best = min(finite, key=lambda run: run.summary.rel_l2)
         reference = problem.reference()
         predicted = _prediction(problem, best.result.model, reference)
         grid = reference.grid_points()
@@ -124,7 +124,7 @@ def write_comparison(folder: str | os.PathLike, config: CompareConfig, runs: Seq
     term = problem.collocation_terms[0]
     for run in runs:
         weights = sample_weights(run.result.opt_state)
-        if weights is None or run.row["seed"] != 0:
+        if weights is None or run.summary.seed != 0:
             continue
         values = weights if not isinstance(weights, dict) else weights[term]
         _save_arrays(folder / "arrays" / f"weights_{run.name}.npz", points=np.asarray(run.result.points[term]),
@@ -204,7 +204,7 @@ def load_comparison(folder: str | os.PathLike) -> tuple[list[dict[str, Any]], di
         if not path.is_file():
             raise ValueError(f"history {path} is missing")
         history = History.from_csv(path)
-        if len(history) == 0 or "step" not in history:
+        if len(history) == 0 or columns.STEP not in history:
             raise ValueError(f"history {path} holds no rows")
         histories[row["name"]] = history
     return rows, histories

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pinnkit import columns
 from pinnkit.diagnostics.phases import Phases, PhaseTuning, detect_phases
 
 __all__ = ["DETECTOR", "detect_transitions", "history_phases"]
@@ -26,9 +27,9 @@ DETECTOR = PhaseTuning()
 
 
 def _column(history, *names: str) -> np.ndarray | None:
-    columns = history.columns if hasattr(history, "columns") else list(history)
+    present = history.columns if hasattr(history, "columns") else list(history)
     for name in names:
-        if name in columns:
+        if name in present:
             return np.asarray(history[name], float)
     return None
 
@@ -38,7 +39,7 @@ def history_phases(
     *,
     online: bool = False,
     errors: Mapping[str, Any] | None = None,
-    error_column: str = "rel_l2",
+    error_column: str = columns.REL_L2,
     tuning: PhaseTuning = DETECTOR,
 ) -> Phases:
     """The phases of one run from its logged columns, as every reader of pinnkit computes them.
@@ -70,26 +71,28 @@ def history_phases(
         >>> 80 <= phases.diffusion_start <= 125, 640 <= phases.equilibrium_start <= 1000
         (True, True)
     """
-    steps = _column(history, "step", "iteration")
+    steps = _column(history, columns.STEP, columns.ITERATION)
     if steps is None:
         raise ValueError("the history has no step (or iteration) column")
     kwargs: dict[str, Any] = {}
-    mean_norm, std_norm = _column(history, "grad_mean_norm"), _column(history, "grad_std_norm")
+    mean_norm, std_norm = _column(history, columns.GRAD_MEAN_NORM), _column(history, columns.GRAD_STD_NORM)
     if mean_norm is not None and std_norm is not None:
         kwargs.update(mean_norm=mean_norm, std_norm=std_norm)
     else:
-        snr = _column(history, "snr")
+        snr = _column(history, columns.SNR)
         if snr is None:
             raise ValueError("the history has no snr column (nor grad_mean_norm and grad_std_norm)")
         kwargs.update(snr=snr)
     if errors is not None:
-        kwargs.update(error_iterations=np.asarray(errors["iteration"], float), error=np.asarray(errors["rel_l2"]))
+        kwargs.update(error_iterations=np.asarray(errors[columns.ITERATION], float),
+                      error=np.asarray(errors[columns.REL_L2]))
     elif (error := _column(history, error_column)) is not None:
         kwargs.update(error_iterations=steps, error=error)
     return detect_phases(steps, online=online, **kwargs, **dataclasses.asdict(tuning))
 
 
-def detect_transitions(history, *, online: bool = False, error_column: str = "rel_l2") -> dict[str, int | None]:
+def detect_transitions(history, *, online: bool = False,
+                       error_column: str = columns.REL_L2) -> dict[str, int | None]:
     """Diffusion and equilibrium onsets detected on a history's SNR (None where not found or not recorded).
 
     Args:
@@ -106,8 +109,8 @@ def detect_transitions(history, *, online: bool = False, error_column: str = "re
         >>> detect_transitions(History([{"step": 1, "snr": 2.0}]))
         {'diffusion_start': None, 'equilibrium_start': None}
     """
-    snr = _column(history, "snr")
-    norms = _column(history, "grad_mean_norm")
+    snr = _column(history, columns.SNR)
+    norms = _column(history, columns.GRAD_MEAN_NORM)
     usable = snr if snr is not None else norms
     if usable is None or np.isfinite(usable).sum() < 5:
         return {"diffusion_start": None, "equilibrium_start": None}

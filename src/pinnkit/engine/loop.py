@@ -7,21 +7,20 @@ whose length is an argument, and the row probe) and reuses them for every row.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import equinox as eqx
 import jax
 import numpy as np
 
-from pinnkit import diagnostics
-from pinnkit.engine import columns
+from pinnkit import columns, diagnostics
 from pinnkit.engine.clock import Clock
 from pinnkit.engine.liveness import Liveness
 from pinnkit.engine.probes import Probes, probe
 from pinnkit.engine.recording import Recorder
 from pinnkit.engine.resampler import Resampler
+from pinnkit.engine.result import Outcome, TrainResult
 from pinnkit.engine.schedule import MAX_ROWS, MAX_STEPS, LogSchedule
 from pinnkit.engine.stacked import finite_per_model, select, stack, unstack
 from pinnkit.engine.steps import CompiledFunctions, Steps
@@ -31,43 +30,6 @@ from pinnkit.problems.base import Points, Problem
 from pinnkit.validation import integer
 
 __all__ = ["Outcome", "TrainResult", "Trainer", "fit", "fit_stacked", "resume_position"]
-
-
-class Outcome(enum.Enum):
-    """How a run ended."""
-
-    COMPLETED = "completed"
-    DIVERGED = "diverged"
-
-
-class TrainResult(NamedTuple):
-    """What :func:`fit` returns.
-
-    Attributes:
-        model: the trained model (of the last finite row when the run diverged).
-        opt_state: the final optimizer state of the last stage (reweighting weights inside).
-        history: the recorded history.
-        status: ``"completed"`` or a sentence saying why training stopped early.
-        steps: the steps taken in total (including ``start_step``).
-        wall_time_s: training time, compilation excluded.
-        compile_time_s: time spent compiling.
-        points: the points trained on (split over the devices when there were several).
-        stage_starts: the step at which each stage of the plan began.
-    """
-
-    model: Any
-    opt_state: Any
-    history: History
-    status: str
-    steps: int
-    wall_time_s: float
-    compile_time_s: float
-    points: Points | None = None
-    stage_starts: tuple[int, ...] = (0,)
-
-    @property
-    def outcome(self) -> Outcome:
-        return Outcome.COMPLETED if self.status == Outcome.COMPLETED.value else Outcome.DIVERGED
 
 
 class Trainer:
@@ -178,10 +140,6 @@ def _check_points(problem: Problem, points: Points) -> int:
     return sizes.pop()
 
 
-# The name the results of fit_stacked are assembled with, so that those lines read as they did.
-_unstack = unstack
-
-
 class _Run:
     """One stacked run across the stages of a plan, composed of one part per concern: its recorded rows, which
     models are still alive, its clock and its collocation points."""
@@ -202,11 +160,10 @@ class _Run:
         """Each model's last recorded step and the wall time then (what its result reports)."""
         return self.recorder.last_good
 
-    @property
-    def statuses(self) -> list[str]:
-        """Each model's status: completed, or diverged and why."""
-        return [f"{Outcome.DIVERGED.value}: {reason}" if reason else Outcome.COMPLETED.value
-                for reason in self.liveness.reasons]
+    def outcome(self, index: int) -> tuple[Outcome, str]:
+        """How model ``index`` ended and why (an empty message for a completed run)."""
+        reason = self.liveness.reasons[index]
+        return (Outcome.DIVERGED, reason) if reason else (Outcome.COMPLETED, "")
 
     def record(self, trainer: Trainer, step: int, stage: int, row: dict, failures, params,
                layer_names: list[str]) -> None:
@@ -344,10 +301,11 @@ def fit_stacked(
     results = []
     for index in range(num_models):
         done_step, done_wall = run.last_good[index]
+        outcome, message = run.outcome(index)
         results.append(TrainResult(
-            eqx.combine(_unstack(params, index), eqx.filter(model, eqx.is_inexact_array, inverse=True)),
-            _unstack(opt_state, index), histories[index], run.statuses[index], done_step, done_wall,
-            compile_time, trained_points, tuple(stage_starts)))
+            eqx.combine(unstack(params, index), eqx.filter(model, eqx.is_inexact_array, inverse=True)),
+            unstack(opt_state, index), histories[index], outcome, done_step, done_wall,
+            compile_time, trained_points, tuple(stage_starts), message))
     return results
 
 

@@ -74,4 +74,4 @@ class Recorder:
             history.append(entry)
             self.last_good[index] = (step, wall_s)
         if self.callback is not None and alive.any():
-            self.callback(step, self.histories[int(np.flatnonzero(alive)[0])]._last_row())
+            self.callback(step, self.histories[int(np.flatnonzero(alive)[0])].last_row())

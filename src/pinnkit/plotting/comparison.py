@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from pinnkit.columns import LOSS, REL_L2, SNR, STAGE, STEP, WALL_TIME
 from pinnkit.history import History
 
 __all__ = ["plot_error_curves", "plot_fields", "plot_phase_panels", "plot_weights"]
@@ -46,13 +47,13 @@ def plot_error_curves(runs: Sequence[Mapping], histories: Mapping[str, History])
         color = _color(optimizers.index(run["optimizer"]))
         style = _REWEIGHT_STYLE.get(run["reweight"], "-.")
         label = _label(run)
-        for row, column in enumerate(("rel_l2", "loss")):
+        for row, column in enumerate((REL_L2, LOSS)):
             if column not in history:
                 continue
             values = history[column]
             mask = np.isfinite(values) & (values > 0)
-            axes[row, 0].plot(history["step"][mask], values[mask], style, color=color, label=label, lw=1.2)
-            axes[row, 1].plot(history["wall_time_s"][mask], values[mask], style, color=color, lw=1.2)
+            axes[row, 0].plot(history[STEP][mask], values[mask], style, color=color, label=label, lw=1.2)
+            axes[row, 1].plot(history[WALL_TIME][mask], values[mask], style, color=color, lw=1.2)
     for row, name in enumerate(("relative L2 error", "loss")):
         for col, xlabel in enumerate(("step", "wall time [s]")):
             axis = axes[row, col]
@@ -91,7 +92,7 @@ def plot_phase_panels(runs: Sequence[Mapping], histories: Mapping[str, History],
     """
     from pinnkit.diagnostics.phases import smooth_log_snr
 
-    shown = [run for run in runs if "snr" in histories[run["name"]]]
+    shown = [run for run in runs if SNR in histories[run["name"]]]
     if not shown:
         figure = Figure(figsize=(6, 2), layout="constrained")
         figure.text(0.5, 0.5, "no batch-gradient SNR was recorded", ha="center", va="center")
@@ -102,8 +103,8 @@ def plot_phase_panels(runs: Sequence[Mapping], histories: Mapping[str, History],
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).reshape(-1)
     for axis, run in zip(axes, shown, strict=False):
         history = histories[run["name"]]
-        steps = history["step"]
-        snr = history["snr"]
+        steps = history[STEP]
+        snr = history[SNR]
         keep = np.isfinite(snr) & (snr > 0) & (steps > 0)
         end = float(steps.max()) if steps.size else 1.0
         diffusion, equilibrium = run.get("diffusion_start"), run.get("equilibrium_start")
@@ -118,8 +119,8 @@ def plot_phase_panels(runs: Sequence[Mapping], histories: Mapping[str, History],
         if keep.sum() >= 3:
             smooth_steps, smoothed = smooth_log_snr(steps[keep], snr[keep])
             axis.plot(smooth_steps, 10.0**smoothed, color="C0", lw=2, label="SNR (median over ±0.1 decade)")
-        if "stage" in history:
-            stage = history["stage"]
+        if STAGE in history:
+            stage = history[STAGE]
             for index in np.flatnonzero(np.diff(stage) != 0):
                 axis.axvline(steps[index], color="k", ls=":", lw=1.2)
         if keep.any():  # a run that diverged at once may have nothing positive to put on a log scale
@@ -127,9 +128,9 @@ def plot_phase_panels(runs: Sequence[Mapping], histories: Mapping[str, History],
             axis.set_yscale("log")
         axis.set_ylabel("batch-gradient SNR", color="C0")
         axis.grid(True, which="major", alpha=0.3)
-        if "rel_l2" in history:
+        if REL_L2 in history:
             twin = axis.twinx()
-            errors = history["rel_l2"]
+            errors = history[REL_L2]
             good = np.isfinite(errors) & (errors > 0) & (steps > 0)
             twin.plot(steps[good], errors[good], color="C3", lw=1.5, label="rel. L2 (test)")
             if good.any():
