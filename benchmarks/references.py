@@ -111,7 +111,7 @@ def allen_cahn(data: Path, quick: bool) -> dict:
     u0 = allen_cahn_module.allen_cahn_initial_condition(x)
     integrators = {}
     for name, solver in (("Tsit5", diffrax.Tsit5()), ("Dopri8", diffrax.Dopri8())):
-        ys, stats = integrate(allen_cahn_module._vector_field, u0, t, args, solver, settings["rtol"],
+        ys, stats = integrate(allen_cahn_module.vector_field, u0, t, args, solver, settings["rtol"],
                               settings["atol"], 1_000_000)
         integrators[name] = stats | {"values": ys.T}
     out["replica_max_abs_difference"] = float(np.abs(integrators["Tsit5"]["values"] - reference.values).max())
@@ -191,9 +191,9 @@ def burgers(quick: bool) -> dict:
     periodic_x = -1.0 + 2.0 * np.arange(modes) / modes
     wavenumbers = np.pi * np.fft.rfftfreq(modes, d=1.0 / modes)
     out["largest_diffusion_eigenvalue"] = float(viscosity * wavenumbers.max() ** 2)
-    samples, stats = integrate(burgers_module._vector_field, -np.sin(np.pi * periodic_x), t, (wavenumbers, viscosity),
+    samples, stats = integrate(burgers_module.vector_field, -np.sin(np.pi * periodic_x), t, (wavenumbers, viscosity),
                                diffrax.Tsit5(), settings["rtol"], settings["atol"], 10_000_000)
-    replica = burgers_module._trigonometric_interpolation(samples, x).T
+    replica = burgers_module.trigonometric_interpolation(samples, x).T
     replica[0], replica[-1] = 0.0, 0.0
     out["replica_max_abs_difference"] = float(np.abs(replica - reference.values).max())
     out["integrators"] = {"Tsit5": stats}

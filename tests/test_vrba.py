@@ -595,9 +595,9 @@ def test_transfer_into_chain_inject_and_hold_targets():
 
 
 def _family(state):
-    from pinnkit.reweight import _family_states
+    from pinnkit.reweight import family_states
 
-    return _family_states(state)
+    return family_states(state)
 
 
 def test_transfer_leaves_the_target_when_either_has_none():

@@ -39,7 +39,7 @@ def allen_cahn_initial_condition(x: np.ndarray) -> np.ndarray:
     return x**2 * np.cos(np.pi * x)
 
 
-def _vector_field(t, u, args):
+def vector_field(t, u, args):
     wavenumbers_squared, diffusion, reaction = args
     u_xx = jnp.fft.irfft(-wavenumbers_squared * jnp.fft.rfft(u), n=u.shape[0])
     return diffusion * u_xx - reaction * (u**3 - u)
@@ -48,7 +48,7 @@ def _vector_field(t, u, args):
 @jax.jit
 def _integrate(u0, ts, wavenumbers_squared, diffusion, reaction, rtol, atol):
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(_vector_field),
+        diffrax.ODETerm(vector_field),
         diffrax.Tsit5(),
         t0=ts[0],
         t1=ts[-1],

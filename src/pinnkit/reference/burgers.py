@@ -33,7 +33,7 @@ __all__ = ["burgers_cole_hopf", "solve_burgers"]
 # ----- the method-of-lines solver -----------------------------------------------------------------------
 
 
-def _vector_field(t, u, args):
+def vector_field(t, u, args):
     wavenumbers, viscosity = args
     u_hat = jnp.fft.rfft(u)
     # Conservative form u u_x = (u^2 / 2)_x; the spectrum is resolved, so no dealiasing is needed.
@@ -44,7 +44,7 @@ def _vector_field(t, u, args):
 @jax.jit
 def _integrate(u0, ts, wavenumbers, viscosity, rtol, atol):
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(_vector_field),
+        diffrax.ODETerm(vector_field),
         diffrax.Tsit5(),
         t0=ts[0],
         t1=ts[-1],
@@ -58,7 +58,7 @@ def _integrate(u0, ts, wavenumbers, viscosity, rtol, atol):
     return solution.ys
 
 
-def _trigonometric_interpolation(samples: np.ndarray, x: np.ndarray) -> np.ndarray:
+def trigonometric_interpolation(samples: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Evaluate the trigonometric interpolant of periodic samples on [-1, 1) (last axis) at points ``x``."""
     num = samples.shape[-1]
     coefficients = np.fft.rfft(samples, axis=-1) / num
@@ -123,7 +123,7 @@ def solve_burgers(
             jnp.float64(atol),
         )
         samples = np.asarray(ys, dtype=np.float64)
-    values = _trigonometric_interpolation(samples, x).T
+    values = trigonometric_interpolation(samples, x).T
     # The walls are zero by symmetry; make it exact rather than ~1e-16.
     values[0], values[-1] = 0.0, 0.0
     return Reference(axes=(x, t), values=values, output_names=("u",))
