@@ -296,8 +296,7 @@ def check_hold_every(hold_every: Any) -> None:
         ...
         ValueError: hold_every must be 'auto', None or a positive integer, got 0
     """
-    if hold_every != "auto" and hold_every is not None and (
-            isinstance(hold_every, bool) or not isinstance(hold_every, int) or hold_every < 1):
+    if hold_every != "auto" and hold_every is not None and (not is_integer(hold_every) or hold_every < 1):
         raise ValueError(f"hold_every must be 'auto', None or a positive integer, got {hold_every!r}")
 
 

@@ -55,8 +55,6 @@ from pinnkit.reweight.transform import normalized, reweighting_transform
 from pinnkit.reweight.variational import vrba, vrba_target
 from pinnkit.sampling import nearest_points
 
-# The name tests/test_vrba.py has always imported; the function is public now as ``family_states``.
-
 __all__ = [
     "EXTRA_ARG_NAMES",
     "REWEIGHTINGS",
