@@ -50,7 +50,7 @@ def paper_schedule(learning_rate: float = 1e-3, *, decay_rate: float = 0.9, ever
 
     Example:
         >>> schedule = paper_schedule(1e-3)
-        >>> float(schedule(0)), round(float(schedule(10_000)), 10)
+        >>> round(float(schedule(0)), 10), round(float(schedule(10_000)), 10)
         (0.001, 0.00081)
     """
     check_learning_rate(learning_rate)
