@@ -31,7 +31,8 @@ from pinnkit.summary import RunSummary
 # the CLI's train command and the training stack behind it.
 MEASURES = ("src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py", "src/pinnkit/derivatives.py",
             "src/pinnkit/problems", "src/pinnkit/reference", "src/pinnkit/optimizers.py", "src/pinnkit/plans.py",
-            "src/pinnkit/quasi_newton.py", "src/pinnkit/reweight", "src/pinnkit/sampling.py",
+            "src/pinnkit/quasi_newton.py", "src/pinnkit/scaling_rules.py", "src/pinnkit/optimizer_registry.py",
+            "src/pinnkit/curvature.py", "src/pinnkit/reweight", "src/pinnkit/sampling.py",
             "src/pinnkit/lr_search.py", "cli/pinnkit_cli")
 
 ARGS = ["train", "--problem", "burgers", "--optimizer", "adam+ssbroyden", "--switch-step", "1000", "--steps", "6000",

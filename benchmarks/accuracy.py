@@ -57,7 +57,8 @@ from pinnkit_cli.options import parse_params
 # the training stack, the SNR probes (RBA's coupling reads them) and the CLI's option parser.
 MEASURES = ("src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py", "src/pinnkit/derivatives.py",
             "src/pinnkit/problems", "src/pinnkit/reference", "src/pinnkit/optimizers.py", "src/pinnkit/plans.py",
-            "src/pinnkit/quasi_newton.py", "src/pinnkit/reweight", "src/pinnkit/sampling.py",
+            "src/pinnkit/quasi_newton.py", "src/pinnkit/scaling_rules.py", "src/pinnkit/optimizer_registry.py",
+            "src/pinnkit/curvature.py", "src/pinnkit/reweight", "src/pinnkit/sampling.py",
             "src/pinnkit/lr_search.py", "src/pinnkit/diagnostics", "src/pinnkit/history.py",
             "cli/pinnkit_cli/options.py", "cli/pinnkit_cli/errors.py")
 

@@ -22,7 +22,8 @@ from pinnkit.experiment import RunConfig, run, summarize
 # the training stack of the quasi-Newton plans in both precisions.
 MEASURES = ("src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py", "src/pinnkit/derivatives.py",
             "src/pinnkit/problems", "src/pinnkit/reference", "src/pinnkit/optimizers.py", "src/pinnkit/plans.py",
-            "src/pinnkit/quasi_newton.py", "src/pinnkit/reweight", "src/pinnkit/sampling.py")
+            "src/pinnkit/quasi_newton.py", "src/pinnkit/scaling_rules.py", "src/pinnkit/optimizer_registry.py",
+            "src/pinnkit/curvature.py", "src/pinnkit/reweight", "src/pinnkit/sampling.py")
 
 CASES = [
     dict(problem="burgers", optimizer="adam+ssbroyden", switch_step=1000, steps=3000, width=20, depth=8,

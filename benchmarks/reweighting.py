@@ -63,7 +63,8 @@ from pinnkit import columns
 # the training stack with its reweightings, and the detector.
 MEASURES = ("src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py", "src/pinnkit/derivatives.py",
             "src/pinnkit/problems", "src/pinnkit/reference", "src/pinnkit/optimizers.py", "src/pinnkit/plans.py",
-            "src/pinnkit/quasi_newton.py", "src/pinnkit/reweight", "src/pinnkit/sampling.py",
+            "src/pinnkit/quasi_newton.py", "src/pinnkit/scaling_rules.py", "src/pinnkit/optimizer_registry.py",
+            "src/pinnkit/curvature.py", "src/pinnkit/reweight", "src/pinnkit/sampling.py",
             "src/pinnkit/diagnostics", "src/pinnkit/history.py", "src/pinnkit/compilation_cache.py")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

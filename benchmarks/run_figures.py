@@ -18,6 +18,7 @@ from pinnkit import columns
 MEASURES = ("docs/make_run_figures.py", "src/pinnkit/engine", "src/pinnkit/experiment.py", "src/pinnkit/nn.py",
             "src/pinnkit/derivatives.py", "src/pinnkit/problems", "src/pinnkit/reference",
             "src/pinnkit/optimizers.py", "src/pinnkit/plans.py", "src/pinnkit/quasi_newton.py",
+            "src/pinnkit/scaling_rules.py", "src/pinnkit/optimizer_registry.py", "src/pinnkit/curvature.py",
             "src/pinnkit/reweight", "src/pinnkit/sampling.py", "src/pinnkit/diagnostics", "src/pinnkit/history.py")
 
 ORDER = lambda log_snr: float(1 / np.sqrt(1 + 10 ** (-2 * log_snr)))  # noqa: E731
