@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from pinnkit.engine import LogSchedule, Outcome, Probes
 from pinnkit.experiment import RunConfig, resolve_learning_rate, run, setup, summarize
 from pinnkit.optimizer_registry import describe_optimizers
 from pinnkit.outputs import OutputClaim, UnfinishedOutputError, claim_existing, claim_output
+from pinnkit.paper_cases import PAPER_CASES, PAPER_STEPS, paper_case
 from pinnkit.resources import check_fits
 from pinnkit.reweight import describe_reweightings
 from pinnkit.summary import RunSummary
@@ -38,6 +40,10 @@ def optimizer_help() -> str:
             "adam:2000,lbfgs:3000.")
 
 
+_PRESET_NAMES = tuple(f"paper-{name}" for name in PAPER_CASES)
+# Options that may accompany --preset: they say which run of the case, how long, and where; the case fixes the rest.
+PRESET_OPTIONS = ("preset", "reweight", "steps", "seed", "log_every", "snr_batches", "devices", "out", "overwrite",
+                  "checkpoint_every", "keep_checkpoints")
 # Options that may accompany --resume: they change where and how often checkpoints go, not the run itself.
 RESUME_OPTIONS = ("resume", "checkpoint_every", "keep_checkpoints")
 # What an interrupted run needs to be continued: never replaced by --overwrite, kept when a write fails.
@@ -91,6 +97,10 @@ def train(
         None, "--checkpoint-every", help="Write OUT/checkpoint-<step>.eqx at the first history row past every N "
         "steps (default: off; with --resume: the saved value)."),
     keep_checkpoints: int = typer.Option(3, "--keep-checkpoints", help="Checkpoints kept (older ones deleted)."),
+    preset: str = typer.Option(
+        None, "--preset", help=f"Train one of the paper's cases at its settings ({', '.join(_PRESET_NAMES)}): "
+        "its RBA run, or --reweight none for the vanilla one; with --steps, --seed, --log-every, --snr-batches, "
+        "--devices and the output options only."),
     resume: Path = typer.Option(
         None, "--resume", help="Continue the run whose checkpoints are in this folder (or from this checkpoint "
         "file) with its saved configuration; only --checkpoint-every/--keep-checkpoints may be given with it."),
@@ -109,6 +119,8 @@ def train(
         config, resume_from, saved_every = _resume_setup(ctx, resume)
         folder = resume_from.path.parent
         checkpoint_every = checkpoint_every or saved_every
+    elif preset is not None:
+        config = _preset_config(ctx, preset)
     else:
         try:
             config = RunConfig(
@@ -260,6 +272,34 @@ def _previous_result(folder: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return found if isinstance(found, dict) else None
+
+
+def _preset_config(ctx: typer.Context, name: str) -> RunConfig:
+    """The paper case's run, with the few options that may change it (see PRESET_OPTIONS)."""
+    given = [option for option in ctx.params
+             if option not in PRESET_OPTIONS and _source(ctx, option) in ("COMMANDLINE", "ENVIRONMENT")]
+    if given:
+        fail(f"--{given[0].replace('_', '-')} cannot be combined with --preset: the paper's case fixes it "
+             "(run without --preset to change it)")
+    if name not in _PRESET_NAMES:
+        fail(f"unknown preset {name!r}; choose one of {', '.join(_PRESET_NAMES)}")
+    params = ctx.params
+    explicit = lambda option: _source(ctx, option) in ("COMMANDLINE", "ENVIRONMENT")  # noqa: E731
+    case = paper_case(name)
+    overrides: dict[str, Any] = {}
+    try:
+        if explicit("log_every"):
+            every = params["log_every"]
+            overrides["log"] = LogSchedule(every, dense_until=min(300, every * 3))
+        if explicit("snr_batches"):
+            overrides["probes"] = dataclasses.replace(case.settings()["probes"], snr_batches=params["snr_batches"])
+        if explicit("devices"):
+            overrides["devices"] = params["devices"]
+        return case.run_config(reweight=params["reweight"] if explicit("reweight") else "rba",
+                               steps=params["steps"] if explicit("steps") else PAPER_STEPS,
+                               seed=params["seed"], **overrides)
+    except (ValueError, TypeError) as error:
+        fail(str(error))
 
 
 def _resume_setup(ctx: typer.Context, resume: Path) -> tuple[RunConfig, CheckpointInfo, Any]:

@@ -20,6 +20,7 @@ from pinnkit.engine import LogSchedule, Probes, TrainResult
 from pinnkit.experiment import RunConfig, Setup, resolve_learning_rate, run_stacked, setup, summarize
 from pinnkit.history import History
 from pinnkit.optimizers import FIRST_ORDER_OPTIMIZERS, REWEIGHTINGS, check_reweighting_options, reweighting_options
+from pinnkit.paper_cases import PAPER_CASES, PAPER_STEPS
 from pinnkit.plans import parse_plan
 from pinnkit.summary import RunSummary
 
@@ -34,11 +35,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Allen-Cahn at CPU scale: RBA's plateau near 0.5 then a sharp fall as the SNR recovers; vanilla stays ~1.
     "phase-demo": dict(problem="allen-cahn", optimizers=("adam",), reweights=("none", "rba"), steps=40_000,
                        seeds=1, width=64, depth=4, points=2000, log=LogSchedule(200, dense_until=300)),
-    # The paper's configuration, for a machine with a GPU.
-    "paper": dict(problem="allen-cahn", optimizers=("adam",), reweights=("none", "rba"), steps=300_000,
-                  seeds=1, width=128, depth=6, points=25_600, log=LogSchedule(100, dense_until=300),
-                  normalize_inputs=False),
 }
+# The paper's cases at its own settings (pinnkit.paper_cases), vanilla and RBA: hours a run on a GPU.
+PRESETS.update({
+    f"paper-{case.name}": dict(case.settings(), optimizers=("adam",), reweights=("none", "rba"), steps=PAPER_STEPS,
+                               seeds=1, reweight_options=case.reweight_options)
+    for case in PAPER_CASES.values()
+})
+PRESETS["paper"] = PRESETS["paper-allen-cahn"]  # the name this preset had before the three cases
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +57,7 @@ class CompareConfig:
         seeds: number of seeds (network initialisations), run vmapped together.
         switch_step, switch_at: where two-stage plans switch (see :class:`RunConfig`).
         width, depth, points, learning_rate, float64, log, probes, normalize_inputs, fourier_features, periodic,
-        architecture, reweight_options, resampling: as in RunConfig.
+        architecture, reweight_options, resampling, weights_first: as in RunConfig.
     """
 
     problem: str = "helmholtz"
@@ -77,6 +81,7 @@ class CompareConfig:
     architecture: str = "mlp"
     reweight_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     resampling: Any = None
+    weights_first: bool = False
 
     def __post_init__(self) -> None:
         for field in ("optimizers", "reweights"):
@@ -148,6 +153,7 @@ class CompareConfig:
             points=self.points, float64=self.float64, log=self.log, probes=self.probes,
             normalize_inputs=self.normalize_inputs, fourier_features=self.fourier_features,
             architecture=self.architecture, resampling=self.resampling, periodic=self.periodic,
+            weights_first=self.weights_first,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -62,6 +62,9 @@ class RunConfig:
         reweight_options: options of the reweighting transform (``{"eta": 1e-3, "gamma": 0.999}``, ...).
         hold_every: in line-search stages, advance the reweighting weights every this many iterations (None: hold
             them for the stage; ``"auto"``: hold them after a switch, advance every iteration in a first stage).
+        weights_first: first-order stages advance the reweighting weights from the residuals before each gradient,
+            which then uses the advanced weights (the paper code's order); default: after it (an optax chain's
+            order, one step behind). See :class:`pinnkit.engine.steps.Steps`.
         line_search_reweight_options: options over ``reweight_options`` in line-search stages
             (``{"gamma": 0.1, "eta": 0.9}``: re-target the weights at each advance; see
             :func:`pinnkit.plans.build_plan`).
@@ -96,6 +99,7 @@ class RunConfig:
     reweight: str = "none"
     reweight_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     hold_every: int | None | str = "auto"
+    weights_first: bool = False
     line_search_reweight_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     steps: int = 2000
     learning_rate: float | str | None = None
@@ -164,6 +168,8 @@ class RunConfig:
                 raise ValueError(f"periodic=True: problem {self.problem!r} has no periodic input")
             if not self.normalize_inputs:
                 raise ValueError("periodic=True needs normalize_inputs=True (the period is the domain's width)")
+        if not isinstance(self.weights_first, bool):
+            raise TypeError(f"weights_first must be a bool, got {self.weights_first!r}")
         if self.float64 is not None and not isinstance(self.float64, bool):
             raise TypeError(f"float64 must be a bool or None, got {self.float64!r}")
         spec = self.plan_spec()  # validates the plan, its switch and the names once
@@ -334,7 +340,8 @@ def plan_for(config: RunConfig) -> Plan:
     return build_plan(config.plan_spec(), reweight=config.reweight, num_samples=config.points,
                       reweight_options=config.reweight_options, hold_every=config.hold_every,
                       line_search_reweight_options=config.line_search_reweight_options,
-                      learning_rate=config.learning_rate, schedule=config.schedule)
+                      weights_first=config.weights_first, learning_rate=config.learning_rate,
+                      schedule=config.schedule)
 
 
 def init_models(config: RunConfig, problem: Problem, seeds: Sequence[int], dtype=None):

@@ -41,18 +41,23 @@ class Stage:
         name: a label for tables and histories.
         switch_when: optional ``history -> bool``, checked after each history row of this stage: the stage ends at
             the first row where it is True (``steps`` is then the most it may take).
+        weights_first: a first-order stage advances the reweighting weights before each gradient, as the paper's
+            code does (see :class:`pinnkit.engine.steps.Steps`); no effect without reweighting or in a line search.
     """
 
     optimizer: Any
     steps: int | None = None
     name: str = "optimizer"
     switch_when: Callable[[History], bool] | None = None
+    weights_first: bool = False
 
     def __post_init__(self) -> None:
         if not hasattr(self.optimizer, "init") or not hasattr(self.optimizer, "update"):
             raise TypeError(f"stage {self.name!r}: optimizer must be an optax transformation, got "
                             f"{type(self.optimizer).__name__}")
         positive_int(f"stage {self.name!r}: steps", self.steps, none=True)
+        if not isinstance(self.weights_first, bool):
+            raise TypeError(f"stage {self.name!r}: weights_first must be a bool, got {self.weights_first!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,7 +245,8 @@ def _positive(text: str, what: str) -> int:
 
 def build_plan(spec: PlanSpec, *, reweight: str = "none", num_samples: int | Mapping[str, int] | None = None,
                reweight_options: Mapping[str, Any] | None = None, hold_every: int | None | str = "auto",
-               line_search_reweight_options: Mapping[str, Any] | None = None, **optimizer_options: Any) -> Plan:
+               line_search_reweight_options: Mapping[str, Any] | None = None, weights_first: bool = False,
+               **optimizer_options: Any) -> Plan:
     """The optax transforms of a :class:`PlanSpec`.
 
     Args:
@@ -256,6 +262,8 @@ def build_plan(spec: PlanSpec, *, reweight: str = "none", num_samples: int | Map
             weights, step count and stored SNR still come in from the stage before). vRBA's authors re-target
             the weights almost at once there (``gamma=0.1, eta=0.9``) at each redraw of the points; with
             ``hold_every`` a multiple of the redraw interval that is ``{"gamma": 0.1, "eta": 0.9}``.
+        weights_first: first-order stages advance the weights before each gradient (the paper code's order,
+            :attr:`Stage.weights_first`).
         **optimizer_options: passed to :func:`pinnkit.optimizers.make_optimizer` (``learning_rate``,
             ``schedule``, ...).
 
@@ -283,7 +291,8 @@ def build_plan(spec: PlanSpec, *, reweight: str = "none", num_samples: int | Map
         if index == 0 and spec.switch_at == "equilibrium":
             switch_when = equilibrium_confirmed
         last = index == len(spec.stages) - 1
-        stages.append(Stage(optimizer, None if (last and spec.switch_at) else count, name, switch_when))
+        stages.append(Stage(optimizer, None if (last and spec.switch_at) else count, name, switch_when,
+                            weights_first=weights_first and not optimizer_spec(name).line_search))
     return Plan(tuple(stages))
 
 

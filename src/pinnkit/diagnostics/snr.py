@@ -24,6 +24,7 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray
 from pinnkit.validation import positive_int
 
 __all__ = [
+    "contiguous_batches",
     "GradientSNR",
     "batch_gradient_snr",
     "batch_gradients",
@@ -81,6 +82,25 @@ def make_batches(key: PRNGKeyArray, num_points: int, num_batches: int = 100) -> 
     size = num_points // num_batches
     order = jax.random.permutation(key, num_points)
     return order[: num_batches * size].reshape(num_batches, size)
+
+
+def contiguous_batches(num_points: int, num_batches: int = 100) -> Array:
+    """The paper code's batches: consecutive slices ``[b N/B, (b+1) N/B)`` of the points in their array order.
+
+    On points drawn in random order (a Latin hypercube) these are random disjoint subsets too; the slices matter
+    when the points come from elsewhere in a given order (another code's arrays). Leftovers as in
+    :func:`make_batches`.
+
+    Example:
+        >>> contiguous_batches(7, 3).tolist()
+        [[0, 1], [2, 3], [4, 5]]
+    """
+    num_points = positive_int("num_points", num_points)
+    num_batches = positive_int("num_batches", num_batches)
+    if num_points < num_batches:
+        raise ValueError(f"num_points={num_points} is fewer than num_batches={num_batches}")
+    size = num_points // num_batches
+    return jnp.arange(num_batches * size).reshape(num_batches, size)
 
 
 def batch_gradients(

@@ -44,6 +44,8 @@ class Trainer:
         snr_key: key of the fixed random SNR batch split (default ``jax.random.key(0)``).
         error_fn: ``model -> relative L2`` (default: against ``problem.reference()``).
         mesh: a device mesh (``pinnkit.distributed.data_mesh(n)``) to split the collocation points over.
+        weights_first: advance the reweighting weights before each first-order gradient (the paper code's order;
+            :class:`pinnkit.engine.steps.Steps`).
 
     Example:
         >>> import jax, optax, pinnkit
@@ -56,7 +58,8 @@ class Trainer:
     """
 
     def __init__(self, problem: Problem, model, optimizer, points: Points, *, probes: Probes = Probes(),
-                 snr_key: jax.Array | None = None, error_fn: Callable | None = None, mesh=None):
+                 snr_key: jax.Array | None = None, error_fn: Callable | None = None, mesh=None,
+                 weights_first: bool = False):
         self.problem = problem
         self.probes = probes
         params, static = eqx.partition(model, eqx.is_inexact_array)
@@ -71,11 +74,15 @@ class Trainer:
         self.points = points
         batches = None
         if probes.snr_batches:
-            key = snr_key if snr_key is not None else jax.random.key(0)
-            batches = diagnostics.make_batches(key, num_points, probes.snr_batches)
+            if probes.batch_split == "contiguous":
+                batches = diagnostics.contiguous_batches(num_points, probes.snr_batches)
+            else:
+                key = snr_key if snr_key is not None else jax.random.key(0)
+                batches = diagnostics.make_batches(key, num_points, probes.snr_batches)
         self.optimizer = optimizer
         self.steps = Steps(problem, static, optimizer, jax.eval_shape(optimizer.init, params),
-                           num_points=num_points, batches=batches, batch_constraints=probes.batch_constraints)
+                           num_points=num_points, batches=batches, batch_constraints=probes.batch_constraints,
+                           weights_first=weights_first)
         self.error_fn = error_fn if error_fn is not None else problem.relative_l2_fn()
         self.compiled = CompiledFunctions(mesh)
 
@@ -279,7 +286,7 @@ def fit_stacked(
         last = index == len(plan.stages) - 1
         end = total if last else min(total, stage_starts[-1] + lengths[index])
         trainer = Trainer(problem, model, stage.optimizer, run.resampler.points, probes=probes, snr_key=snr_key,
-                          error_fn=error_fn, mesh=mesh)
+                          error_fn=error_fn, mesh=mesh, weights_first=stage.weights_first)
         params = trainer.place(params)
         if opt_state is None or index != stage_index:
             fresh = jax.vmap(trainer.init)(params)

@@ -22,9 +22,13 @@ from pinnkit.engine import columns
 from pinnkit.engine.steps import Evaluation, Steps
 from pinnkit.problems.base import Points
 from pinnkit.reweight import sample_weights
-from pinnkit.validation import integer
+from pinnkit.validation import choice, integer
 
 __all__ = ["Probes", "probe", "information"]
+
+
+# How the SNR batches are formed (Probes.batch_split).
+BATCH_SPLITS = ("random", "contiguous")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +40,9 @@ class Probes:
             (0: not recorded; at least 2 otherwise, since one batch has no spread).
         batch_constraints: each batch loss carries the whole constraint terms (the paper's choice; then the mean
             of the batch gradients is the full gradient and recording the SNR costs no extra gradient).
+        batch_split: ``"random"`` (a random partition from the run's SNR key) or ``"contiguous"`` (consecutive
+            slices of the points in their array order, as the paper's code forms them; the same in distribution
+            on randomly ordered points, and the exact batches of another code whose points are handed in).
         homogeneity_bins: bins per dimension of the residual-homogeneity grid.
         information_every: record the entropy and saturation of each hidden layer every this many rows (0: never).
         information_points: collocation points the information measures use.
@@ -47,6 +54,7 @@ class Probes:
 
     snr_batches: int = 100
     batch_constraints: bool = True
+    batch_split: str = "random"
     homogeneity_bins: int = 10
     information_every: int = 0
     information_points: int = 2048
@@ -60,6 +68,7 @@ class Probes:
         if self.snr_batches == 1:
             raise ValueError("snr_batches (--snr-batches) must be 0 (off) or at least 2: one batch has no spread, "
                              "its SNR is infinite")
+        choice("batch_split", self.batch_split, BATCH_SPLITS)
         if not isinstance(self.batch_constraints, bool):
             raise TypeError(f"batch_constraints must be a bool, got {self.batch_constraints!r}")
 

@@ -68,10 +68,14 @@ class Steps:
         num_points: the number of collocation points.
         batches: ``(B, N // B)`` indices of the SNR batches, or None.
         batch_constraints: every batch loss carries the whole constraint terms (the paper's choice).
+        weights_first: first-order steps advance the reweighting weights from the residuals at the current
+            parameters *before* the gradient, which then uses the advanced weights (the paper code's order: step
+            k descends with lambda^(k+1)). Default: the gradient uses the state's weights (lambda^k) and the
+            transform advances them after it, the order of an optax chain. Same cost: one forward, one backward.
     """
 
     def __init__(self, problem: Problem, static, optimizer, opt_state, *, num_points: int,
-                 batches: jax.Array | None, batch_constraints: bool = True):
+                 batches: jax.Array | None, batch_constraints: bool = True, weights_first: bool = False):
         self.problem = problem
         self.static = static
         self.optimizer = optax.with_extra_args_support(optimizer)
@@ -82,6 +86,8 @@ class Steps:
         self.line_search = is_line_search(opt_state)
         self.has_adam = has_adam(opt_state)
         self.needs = required_extra_args(opt_state)
+        # Without weights there is nothing to advance first: the two orders are the same step.
+        self.weights_first = bool(weights_first) and not self.line_search and "residuals" in self.needs
         # The mean of the batch gradients is the full gradient only when the batches cover every point once and
         # each carries the whole constraint term.
         self.fused_snr = (batches is not None and num_points % batches.shape[0] == 0 and batch_constraints)
@@ -205,7 +211,32 @@ class Steps:
         return optax.apply_updates(params, updates), opt_state
 
     def first_order_step(self, params, opt_state, points: Points, step):
+        if self.weights_first:
+            return self.apply(params, opt_state, points, self.evaluate_weights_first(params, opt_state, points, step),
+                              step)
         return self.apply(params, opt_state, points, self.evaluate(params, opt_state, points), step)
+
+    def evaluate_weights_first(self, params, opt_state, points: Points, step) -> Evaluation:
+        """Loss, terms, residuals and gradient at ``params`` with the weights advanced from these residuals.
+
+        One forward pass gives the residuals and their VJP; the advanced weights come from running the
+        optimizer's update on a zero gradient and reading them out of the state it returns (that state is then
+        dropped: :meth:`apply` advances the real one from the same residuals, to the same weights); the gradient of
+        ``sum_t mean((w_t r_t)^2)`` is the VJP of ``2 w_t^2 r_t / n_t``.
+        """
+        residuals, pullback = jax.vjp(lambda p: self.problem.residuals(self.model_of(p), points), params)
+        partial = Evaluation(jnp.zeros(()), {}, residuals)
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        _, advanced_state = self.optimizer.update(zeros, opt_state, params,
+                                                  **self.extras(params, opt_state, points, partial, step))
+        weights = jax.lax.stop_gradient(self.weights(advanced_state))
+        terms, cotangents = {}, {}
+        for term, value in residuals.items():
+            scale = weights[term] ** 2 if term in weights else jnp.ones((), value.dtype)
+            terms[term] = jnp.mean(scale * value**2)
+            cotangents[term] = (2.0 / value.shape[0]) * scale * value
+        (grads,) = pullback(cotangents)
+        return Evaluation(sum(terms.values()), terms, residuals, grads)
 
     def line_search_step(self, params, opt_state, points: Points, step):
         """One iteration of a line-search optimizer with the weights frozen for the iteration."""
@@ -249,13 +280,17 @@ class Steps:
                 return params, opt_state, failures + line_search_failures(opt_state)
 
             return jax.lax.fori_loop(0, length, body, (params, opt_state, failures))
-        params, opt_state = self.apply(params, opt_state, points, pending, start)
+        first = 0
+        if not self.weights_first:
+            # The row's evaluation is this step's gradient (with the weights first it is not: they move before).
+            params, opt_state = self.apply(params, opt_state, points, pending, start)
+            first = 1
 
         def body(index, carry):
             params, opt_state = carry
             return self.first_order_step(params, opt_state, points, start + index)
 
-        params, opt_state = jax.lax.fori_loop(1, length, body, (params, opt_state))
+        params, opt_state = jax.lax.fori_loop(first, length, body, (params, opt_state))
         return params, opt_state, failures
 
 

@@ -22,6 +22,8 @@ class Helmholtz(Problem):
         a1, a2: wave numbers of the manufactured solution (defaults 1 and 4, the classic case; the paper uses 6, 6).
         k: the Helmholtz coefficient.
         boundary_points_per_side: random boundary points on each of the four sides.
+        boundary_grid: 0: the boundary points are uniform on each side; n >= 2: drawn without replacement from n
+            equispaced points of each side (the paper's code: 100 of 1001).
         grid_size: points per side of the reference grid.
     """
 
@@ -29,6 +31,7 @@ class Helmholtz(Problem):
     a2: float = 4.0
     k: float = 1.0
     boundary_points_per_side: int = 100
+    boundary_grid: int = 0
     grid_size: int = 201
 
     name = "helmholtz"
@@ -48,6 +51,10 @@ class Helmholtz(Problem):
             raise ValueError(f"k must satisfy |k| <= 1000, got {self.k}")
         positive_int("boundary_points_per_side", self.boundary_points_per_side)
         integer("grid_size", self.grid_size, minimum=2)
+        integer("boundary_grid", self.boundary_grid, minimum=0)
+        if 0 < self.boundary_grid < max(2, self.boundary_points_per_side):
+            raise ValueError(f"boundary_grid={self.boundary_grid} must be 0 (uniform) or at least 2 and at least "
+                             f"boundary_points_per_side={self.boundary_points_per_side} (drawn without replacement)")
 
     def exact(self, x, y):
         """The manufactured solution (works on numpy and JAX arrays)."""
@@ -60,7 +67,12 @@ class Helmholtz(Problem):
 
     def constraint_points(self, key):
         n = self.boundary_points_per_side
-        s = jax.random.uniform(key, (4, n), minval=-1.0, maxval=1.0)
+        if self.boundary_grid:
+            grid = self.boundary_grid
+            picks = jax.vmap(lambda side: jax.random.choice(side, grid, (n,), replace=False))(jax.random.split(key, 4))
+            s = -1.0 + 2.0 * picks / (grid - 1)
+        else:
+            s = jax.random.uniform(key, (4, n), minval=-1.0, maxval=1.0)
         ones = jnp.ones(n)
         sides = [
             jnp.stack([-ones, s[0]], axis=1),
