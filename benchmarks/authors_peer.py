@@ -84,7 +84,7 @@ def require_peer(repo: str | os.PathLike[str]) -> Path:
         raise _fail(f"{repo} does not contain {SCRIPT} (extract the authors' repository there)")
     missing = [name for name in ("torch", "pyDOE") if importlib.util.find_spec(name) is None]
     if missing:
-        raise _fail(f"missing {', '.join(missing)}: pip install torch==2.13.0 pyDOE==0.3.8 (or pip install -e '.[torch]')")
+        raise _fail(f"missing {', '.join(missing)}: pip install torch==2.13.0 pyDOE==0.3.8 (the '[torch]' extra)")
     return script
 
 
@@ -196,7 +196,8 @@ def load_authors_helmholtz(repo: str | os.PathLike[str], seed: int = DEFAULT_SEE
     if len(captured) != 1:
         raise _fail(f"expected their main() to build one PhysicsInformedNN, it built {len(captured)}")
     model = captured[0]
-    model.peer_module, model.peer_script, model.peer_sha256, model.peer_workdir = module, script, sha256_of(script), work
+    model.peer_module, model.peer_script, model.peer_workdir = module, script, work
+    model.peer_sha256 = sha256_of(script)
     model.dnn.train()  # as their train() does before its loop
     return model
 
