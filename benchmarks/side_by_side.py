@@ -114,6 +114,35 @@ def compare(peer: dict, result) -> dict:
             "within_1_percent": {name: value is not None and value <= 0.01 for name, value in largest.items()}}
 
 
+def _fmt(value) -> str:
+    value = float(value) if isinstance(value, str) else value  # the JSON writes infinities as strings
+    if value is None or np.isnan(value):
+        return "-"
+    return f"{value:.4g}"
+
+
+def markdown(payload: dict) -> str:
+    """The side-by-side table of docs/reproduction.md: per seed, row by row, pinnkit beside the authors' script."""
+    machine = payload["machine"]
+    lines = [f"`{payload['command']}`, {payload['date']}, {machine['cores']} cores of a {machine['cpu']}; "
+             f"jax {payload['versions'].get('jax', '?')}, torch {payload['versions'].get('torch', '?')}.", ""]
+    for name, entry in payload["runs"].items():
+        largest = entry["largest_relative_difference"]
+        lines += [f"**{name}**, {entry['steps']} steps from the authors' initial state (their step: "
+                  f"{entry['peer_median_step_s']:.2f} s; pinnkit: {entry['pinnkit_train_s']:.1f} s of training in all, "
+                  f"{entry['pinnkit_compile_s']:.1f} s compiling). Largest relative difference over the rows: "
+                  + ", ".join(f"{key} {_fmt(value)}" for key, value in largest.items()) + ".", "",
+                  "| step | rel. L2 pinnkit | rel. L2 authors | SNR pinnkit | SNR authors | Adam SNR pinnkit | "
+                  "Adam SNR authors |", "|---|---|---|---|---|---|---|"]
+        for row in entry["rows"]:
+            cells = [_fmt(row[name][side]) for name in ("rel_l2", "snr", "adam_snr") for side in ("pinnkit", "authors")]
+            lines.append(f"| {row['iteration']} | " + " | ".join(cells) + " |")
+        final = entry["final"]["weights_mean"]
+        lines += ["", f"Mean RBA weight after the last step: pinnkit {final['pinnkit']:.6g}, authors "
+                      f"{final['authors']:.6g}.", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("peers", nargs="+", help=".npz files written by benchmarks/authors_peer.py")
