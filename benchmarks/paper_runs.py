@@ -295,6 +295,67 @@ def report(args) -> int:
     return 0
 
 
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.3g}"
+
+
+def markdown(payload: dict) -> str:
+    """The tables of docs/reproduction.md: per run, the targets, the transitions, the SNR windows, the errors."""
+    machine = payload["machine"]
+    lines = [f"`{payload['command']}`, {payload['date']}, {machine['cores']} cores of a {machine['cpu']} "
+             f"(load average {machine['load_average_at_start'][0]:.1f} when the report ran; the runs shared the "
+             "machine with other jobs); jax " + payload["versions"].get("jax", "?") + ".", ""]
+    for name, entry in payload["runs"].items():
+        state = "finished" if entry["finished"] else "in progress, read from its latest checkpoint"
+        seconds = entry.get("median_step_seconds")
+        lines += [f"**{name}** ({entry['case']}, {entry['reweight']}, seed {entry['seed']}): {entry['steps_done']:,} "
+                  f"steps, {state}" + (f"; {seconds:.2f} s a step (median past step 300)" if seconds else "") + ".",
+                  ""]
+        mine = entry["pinnkit"]
+        theirs = entry.get("authors_log")
+        lines += ["| | pinnkit | authors' log, to the same step | authors' log, whole | hand line |",
+                  "|---|---|---|---|---|"]
+        if theirs:
+            lines += [f"| diffusion starts | {_fmt(mine['diffusion_start'])} | "
+                      f"{_fmt(theirs['diffusion_start_to_step'])} | {_fmt(theirs['diffusion_start_whole_log'])} | "
+                      f"{_fmt(theirs['hand_diffusion'])} |",
+                      f"| equilibrium starts | {_fmt(mine['equilibrium_start'])} | "
+                      f"{_fmt(theirs['equilibrium_start_to_step'])} | {_fmt(theirs['equilibrium_start_whole_log'])} | "
+                      f"{_fmt(theirs['hand_equilibrium'])} |",
+                      f"| first error below 0.5 | {_fmt(mine['first_error_below_0.5'])} | - | "
+                      f"{_fmt(theirs['first_error_below_0.5'])} | - |"]
+        else:
+            lines += [f"| diffusion starts | {_fmt(mine['diffusion_start'])} | - | - | - |",
+                      f"| equilibrium starts | {_fmt(mine['equilibrium_start'])} | - | - | - |",
+                      f"| first error below 0.5 | {_fmt(mine['first_error_below_0.5'])} | - | - | - |"]
+        lines.append("")
+        targets = entry.get("targets")
+        if targets:
+            lines += ["Targets: diffusion within 2x of the hand line: "
+                      f"{_fmt(targets['diffusion_within_2x_of_hand'])}; equilibrium within 1.5x: "
+                      f"{_fmt(targets['equilibrium_within_1.5x_of_hand']) if targets['equilibrium_within_1.5x_of_hand'] is not None else 'not decidable yet'}; "  # noqa: E501
+                      "first error below 0.5 within 1.5x of the log's: "
+                      f"{_fmt(targets['error_below_0.5_within_1.5x']) if targets['error_below_0.5_within_1.5x'] is not None else 'not decidable yet'}; "  # noqa: E501
+                      f"SNR medians within 3x of the log's: {targets['snr_windows_within_3x']} windows. (The two "
+                      f"equilibrium targets can only be judged from step {targets['not_decidable_before_step']:,}.)",
+                      ""]
+        lines += ["| iterations | SNR median, pinnkit | SNR median, authors | ratio |", "|---|---|---|---|"]
+        for window in entry["snr_windows"]:
+            lines.append(f"| {window['from']:,}-{window['to']:,} | {_fmt(window['pinnkit_snr_median'])} | "
+                         f"{_fmt(window.get('log_snr_median'))} | {_fmt(window.get('ratio'))} |")
+        lines += ["", "| iteration | error, pinnkit | error, authors |", "|---|---|---|"]
+        for row in entry["error_at"]:
+            lines.append(f"| {row['iteration']:,} | {_fmt(row['pinnkit'])} | {_fmt(row.get('log'))} |")
+        lines += ["", f"![{name}]({entry['figure'].removeprefix('docs/')})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)

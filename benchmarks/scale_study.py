@@ -82,6 +82,27 @@ def study(case_name: str, text: str, seeds: int) -> dict:
             "coincidences": sum(run["coincides"] for run in runs), "runs": runs}
 
 
+def markdown(payload: dict) -> str:
+    """The scale-study table of docs/reproduction.md: one row per configuration and seed."""
+    lines = ["| case | configuration (width x depth : points : batches : steps) | wall s (all seeds) | seed | error "
+             "peak -> final | error fall at | diffusion | equilibrium | within 1.5x |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    shown = lambda value: "-" if value is None else f"{value:,}"  # noqa: E731
+    for entry in payload["configurations"].values():
+        for run in entry["runs"]:
+            lines.append(f"| {entry['case']} | {entry['configuration']} | {entry['wall_s']:.0f} | {run['seed']} | "
+                         f"{run['peak']:.3g} -> {run['final']:.3g} | {shown(run['location'])} | "
+                         f"{shown(run['diffusion_start'])} | {shown(run['equilibrium_start'])} | "
+                         f"{'yes' if run['coincides'] else 'no'} |")
+    first = next(iter(payload["configurations"].values()), None)
+    if first is not None:
+        machine = first["measured"]["machine"]
+        lines += ["", f"Measured {first['measured']['date']} on {machine['cores']} cores of a {machine['cpu']} (load "
+                      f"average {machine['load_average_at_start'][0]:.1f} at the start of the first configuration; "
+                      "other jobs shared the machine, so the wall times are upper bounds)."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--case", choices=sorted(DEFAULT_CONFIGS), default="helmholtz")
