@@ -65,6 +65,11 @@ from typing import Any
 
 import numpy as np
 
+from pinnkit import columns
+
+# The step count in a torch.optim.Adam parameter state (not a history column).
+TORCH_ADAM_STEP = "step"
+
 SCRIPT = Path("HM") / "HM.py"
 DEFAULT_SEED = 2341  # the seed the authors' script uses
 EXACT_WAVENUMBER = 6.0  # their a1 = a2 = 6: u = sin(6 pi x) sin(6 pi y)
@@ -284,7 +289,7 @@ def adam_snr(model: Any) -> float:
         beta1, beta2 = group["betas"]
         for param in group["params"]:
             state = model.optimizer.state.get(param, {})
-            t = float(state["step"]) if "step" in state else 0.0
+            t = float(state[TORCH_ADAM_STEP]) if TORCH_ADAM_STEP in state else 0.0
             if t <= 0:
                 continue
             numerators.append((state["exp_avg"] / (1 - beta1**t)).reshape(-1).double())
@@ -299,7 +304,7 @@ def record(model: Any, grid: int = 201) -> dict[str, float]:
     loss = float(model.loss.item()) if hasattr(model, "loss") else math.nan  # read before batch_loss overwrites it
     row = {"loss": loss, "rel_l2": rel_l2(model, grid)}
     row.update(batch_gradient_snr(model))
-    row["adam_snr"] = adam_snr(model)
+    row[columns.ADAM_SNR] = adam_snr(model)
     row["weights_mean"] = float(model.rsum.mean().item())
     return row
 
@@ -338,7 +343,7 @@ def run(repo: str | os.PathLike[str], seed: int = DEFAULT_SEED, steps: int = 10,
                 keep(k + 1, seconds[-1])
     finally:
         os.chdir(saved_cwd)
-    arrays["iteration"] = np.asarray(rows["iteration"], dtype=np.int64)
+    arrays[columns.ITERATION] = np.asarray(rows[columns.ITERATION], dtype=np.int64)
     for key in ROW_KEYS[1:]:
         arrays[key] = np.asarray(rows[key], dtype=np.float64)
     meta = {

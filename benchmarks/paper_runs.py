@@ -33,6 +33,7 @@ from pinnkit import columns
 from pinnkit.checkpoint import CheckpointError, latest_checkpoint, read_checkpoint_info
 from pinnkit.diagnostics import read_error_log, read_gradient_log, smooth_log_snr
 from pinnkit.diagnostics.transitions import history_phases
+from pinnkit.engine import Outcome
 from pinnkit.history import History
 from pinnkit.paper_cases import PAPER_CASES
 
@@ -85,10 +86,10 @@ def read_run(folder: Path) -> tuple[History, dict, bool]:
 
     result = folder / "result.json"
     history_file = folder / "history.csv"
-    if result.is_file() and history_file.is_file():
+    if result.is_file() and history_file.is_file():  # written when training ended, whatever its outcome
         payload = json.loads(result.read_text())
-        if payload.get("status") == "completed" or payload.get("outcome") == "completed":
-            return History.from_csv(history_file), payload["config"], True
+        Outcome.parse(payload["status"])  # a result file of this kind, or a clear error
+        return History.from_csv(history_file), payload["config"], True
     info = read_checkpoint_info(folder)
     return info.history, info.config or {}, False
 
@@ -265,7 +266,7 @@ def figure(name: str, history: History, log_data, path: Path) -> None:
     axes[4].set_yscale("log")
     axes[0].legend(loc="upper right")
     axes[-1].set_xlabel("iteration")
-    axes[0].set_title(f"{name}: pinnkit (blue; dashed: detected) and the authors' log (grey; dotted: hand lines)")
+    axes[0].set_title(f"{name}: pinnkit (blue, dashed: detected), authors' log (grey, dotted: hand lines)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp.png")
@@ -351,7 +352,7 @@ def markdown(payload: dict) -> str:
                          f"{_fmt(window.get('log_snr_median'))} | {_fmt(window.get('ratio'))} |")
         lines += ["", "| iteration | error, pinnkit | error, authors |", "|---|---|---|"]
         for row in entry["error_at"]:
-            lines.append(f"| {row['iteration']:,} | {_fmt(row['pinnkit'])} | {_fmt(row.get('log'))} |")
+            lines.append(f"| {row[columns.ITERATION]:,} | {_fmt(row['pinnkit'])} | {_fmt(row.get('log'))} |")
         lines += ["", f"![{name}]({entry['figure'].removeprefix('docs/')})", ""]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -26,6 +26,7 @@ import numpy as np
 from _machine import RESULTS, log, stamp, write
 from phases import error_fall, within
 
+from pinnkit import columns
 from pinnkit.diagnostics.transitions import history_phases
 from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import run_stacked, setup
@@ -68,7 +69,7 @@ def study(case_name: str, text: str, seeds: int) -> dict:
     for seed, result in enumerate(results):
         phases = history_phases(result.history)
         fall = error_fall(result.history)
-        runs.append({"seed": seed, **fall, "final_error": float(np.asarray(result.history["rel_l2"])[-1]),
+        runs.append({"seed": seed, **fall, "final_error": float(np.asarray(result.history[columns.REL_L2])[-1]),
                      "diffusion_start": phases.diffusion_start, "equilibrium_start": phases.equilibrium_start,
                      "equilibrium_from_snr": phases.equilibrium_from_snr,
                      "coincides": within(phases.equilibrium_start, fall["location"]),

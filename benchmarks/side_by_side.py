@@ -6,7 +6,8 @@ into pinnkit's Equinox network (``PAPER_CASES["helmholtz"]``: 6x128 tanh on raw 
 zero weights advanced before each gradient, Adam 1e-3), trains it on the same points with the same batches
 (consecutive slices: ``Probes(batch_split="contiguous")``) through ``pinnkit.fit``, records at the same steps, and
 writes, row by row, the relative differences of the test error, the batch SNR, the gradient order, the Adam SNR and
-the mean RBA weight. What the authors' records mean is in authors_peer.py; pinnkit's row k is measured after k
+the mean RBA weight; and, as a control, the same for pinnkit with the weights one step behind (its default order,
+``weights_first=False``). What the authors' records mean is in authors_peer.py; pinnkit's row k is measured after k
 steps as theirs is. (Their ``loss`` is the loss of the step taken, with the weights that step had just refreshed,
 at the parameters before it; pinnkit's row loss is at the parameters after it: the two are not compared.)
 
@@ -63,10 +64,12 @@ def pinnkit_model(config, problem, peer: dict):
     return model
 
 
-def run_pinnkit(peer: dict):
+def run_pinnkit(peer: dict, *, weights_first: bool = True):
+    """pinnkit from the peer's initial state; ``weights_first=False``: the control with the weights one step
+    behind (pinnkit's default order)."""
     meta = peer["meta"]
     steps = int(meta["steps"])
-    config = PAPER_CASES["helmholtz"].run_config(steps=steps, problem_params={
+    config = PAPER_CASES["helmholtz"].run_config(steps=steps, weights_first=weights_first, problem_params={
         **PAPER_CASES["helmholtz"].problem_params, "grid_size": int(meta["grid"])})
     if int(meta.get("init", 1)) != 1:
         raise SystemExit("the peer ran with --init 2; pinnkit's case starts the weights at zero (--init 1)")
@@ -79,7 +82,7 @@ def run_pinnkit(peer: dict):
     expected = np.arange(batches.size).reshape(batches.shape)
     if not np.array_equal(batches, expected):
         raise SystemExit("the peer's SNR batches are not consecutive slices of its points")
-    iterations = [int(k) for k in peer["iteration"]]
+    iterations = [int(k) for k in peer[columns.ITERATION]]
     every = iterations[-1] - iterations[-2] if len(iterations) > 2 else steps
     log_schedule = LogSchedule(every=every)
     if [0, *log_schedule.marks(steps)] != iterations:
@@ -95,7 +98,7 @@ def compare(peer: dict, result) -> dict:
     steps = [int(k) for k in history[columns.STEP]]
     rows = []
     for row_index, iteration in enumerate(steps):
-        peer_index = int(np.flatnonzero(peer["iteration"] == iteration)[0])
+        peer_index = int(np.flatnonzero(peer[columns.ITERATION] == iteration)[0])
         entry = {"iteration": iteration}
         for name, column in COMPARED.items():
             mine = float(history[column][row_index]) if column in history else float("nan")
@@ -136,10 +139,16 @@ def markdown(payload: dict) -> str:
                   "Adam SNR authors |", "|---|---|---|---|---|---|---|"]
         for row in entry["rows"]:
             cells = [_fmt(row[name][side]) for name in ("rel_l2", "snr", "adam_snr") for side in ("pinnkit", "authors")]
-            lines.append(f"| {row['iteration']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {row[columns.ITERATION]} | " + " | ".join(cells) + " |")
         final = entry["final"]["weights_mean"]
         lines += ["", f"Mean RBA weight after the last step: pinnkit {final['pinnkit']:.6g}, authors "
-                      f"{final['authors']:.6g}.", ""]
+                      f"{final['authors']:.6g}."]
+        control = entry.get("control_weights_after")
+        if control:
+            lines.append("Control, pinnkit with the weights one step behind (`weights_first=False`): largest relative "
+                         "difference " + ", ".join(f"{key} {_fmt(value)}" for key, value in
+                                                   control["largest_relative_difference"].items()) + ".")
+        lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -153,6 +162,9 @@ def main() -> int:
         log(f"{path}: seed {peer['meta']['seed']}, {peer['meta']['steps']} steps")
         config, result = run_pinnkit(peer)
         entry = compare(peer, result)
+        _, control = run_pinnkit(peer, weights_first=False)
+        entry["control_weights_after"] = {"largest_relative_difference":
+                                          compare(peer, control)["largest_relative_difference"]}
         entry.update(seed=peer["meta"]["seed"], steps=int(peer["meta"]["steps"]), peer_meta=peer["meta"],
                      pinnkit_train_s=float(result.wall_time_s), pinnkit_compile_s=float(result.compile_time_s),
                      peer_median_step_s=float(np.nanmedian(peer["step_seconds"])), config=config.to_dict())
