@@ -96,3 +96,16 @@ def test_without_reweighting_the_order_changes_nothing():
 def test_weights_first_must_be_a_bool():
     with pytest.raises(TypeError, match="weights_first"):
         RunConfig(weights_first="yes")
+
+
+def test_a_weights_first_run_resumed_from_a_checkpoint_ends_as_one_run(tmp_path):
+    from pinnkit.checkpoint import Checkpointer, checkpoint_path
+
+    config = _config(True)
+    straight = run(config, checkpoint=Checkpointer(tmp_path, every=3, config=config, keep=None))
+    resumed = run(config, resume_from=checkpoint_path(tmp_path, 3))
+    for left, right in zip(jax.tree_util.tree_leaves(eqx.filter(resumed.model, eqx.is_inexact_array)),
+                           jax.tree_util.tree_leaves(eqx.filter(straight.model, eqx.is_inexact_array)), strict=True):
+        np.testing.assert_array_equal(np.asarray(left), np.asarray(right))
+    for name in ("loss", "rel_l2", "snr", "homogeneity"):
+        np.testing.assert_array_equal(resumed.history[name], straight.history[name], err_msg=name)
