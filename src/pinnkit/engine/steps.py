@@ -216,7 +216,7 @@ class Steps:
                               step)
         return self.apply(params, opt_state, points, self.evaluate(params, opt_state, points), step)
 
-    def evaluate_weights_first(self, params, opt_state, points: Points, step) -> Evaluation:
+    def evaluate_weights_first(self, params, opt_state, points: Points, step, snr=None) -> Evaluation:
         """Loss, terms, residuals and gradient at ``params`` with the weights advanced from these residuals.
 
         One forward pass gives the residuals and their VJP; the advanced weights come from running the
@@ -225,7 +225,7 @@ class Steps:
         ``sum_t mean((w_t r_t)^2)`` is the VJP of ``2 w_t^2 r_t / n_t``.
         """
         residuals, pullback = jax.vjp(lambda p: self.problem.residuals(self.model_of(p), points), params)
-        partial = Evaluation(jnp.zeros(()), {}, residuals)
+        partial = Evaluation(jnp.zeros(()), {}, residuals, snr=snr)
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
         _, advanced_state = self.optimizer.update(zeros, opt_state, params,
                                                   **self.extras(params, opt_state, points, partial, step))
@@ -236,7 +236,7 @@ class Steps:
             terms[term] = jnp.mean(scale * value**2)
             cotangents[term] = (2.0 / value.shape[0]) * scale * value
         (grads,) = pullback(cotangents)
-        return Evaluation(sum(terms.values()), terms, residuals, grads)
+        return Evaluation(sum(terms.values()), terms, residuals, grads, snr)
 
     def line_search_step(self, params, opt_state, points: Points, step):
         """One iteration of a line-search optimizer with the weights frozen for the iteration."""
@@ -280,17 +280,20 @@ class Steps:
                 return params, opt_state, failures + line_search_failures(opt_state)
 
             return jax.lax.fori_loop(0, length, body, (params, opt_state, failures))
-        first = 0
-        if not self.weights_first:
-            # The row's evaluation is this step's gradient (with the weights first it is not: they move before).
-            params, opt_state = self.apply(params, opt_state, points, pending, start)
-            first = 1
+        if self.weights_first:
+            # The row's gradient is not this step's (the weights move before it); its SNR still reaches the
+            # reweighting, as in the other order.
+            evaluation = self.evaluate_weights_first(params, opt_state, points, start,
+                                                     snr=pending.snr if pending is not None else None)
+        else:
+            evaluation = pending  # the row's evaluation is this step's gradient
+        params, opt_state = self.apply(params, opt_state, points, evaluation, start)
 
         def body(index, carry):
             params, opt_state = carry
             return self.first_order_step(params, opt_state, points, start + index)
 
-        params, opt_state = jax.lax.fori_loop(first, length, body, (params, opt_state))
+        params, opt_state = jax.lax.fori_loop(1, length, body, (params, opt_state))
         return params, opt_state, failures
 
 
