@@ -52,6 +52,7 @@ ERROR_FACTOR = 1.5
 DIFFUSION_FACTOR = 2.0
 EQUILIBRIUM_FACTOR = 1.5
 CONVERGED = 0.5
+SPIKE_FACTOR = 10.0
 
 
 def run_folder(case: str, reweight: str, seed: int) -> Path:
@@ -133,6 +134,22 @@ def _at(steps, values, iteration):
     return float(values[hit[0]]) if hit.size and np.isfinite(values[hit[0]]) else None
 
 
+def loss_spikes(steps, loss, *, after: int = 300, factor: float = SPIKE_FACTOR) -> dict:
+    """How far the training loss climbs back above its running minimum after step ``after``: the largest ratio, where,
+    and the first step where it exceeds ``factor`` (None: never). An Adam run that is descending stably has none."""
+    steps, loss = np.asarray(steps, float), np.asarray(loss, float)
+    keep = np.isfinite(loss) & (loss > 0)
+    steps, loss = steps[keep], loss[keep]
+    ratios = loss / np.minimum.accumulate(loss)
+    late = steps > after
+    if not late.any():
+        return {"largest_rise": None, "at": None, "first_above_factor": None, "factor": factor}
+    index = int(np.argmax(np.where(late, ratios, 0)))
+    above = np.flatnonzero(late & (ratios > factor))
+    return {"largest_rise": float(ratios[index]), "at": int(steps[index]),
+            "first_above_factor": int(steps[above[0]]) if above.size else None, "factor": factor}
+
+
 def compare_run(history: History, config: dict, log_data) -> dict:
     steps = np.asarray(history[columns.STEP], float)
     end = int(steps[-1])
@@ -144,7 +161,8 @@ def compare_run(history: History, config: dict, log_data) -> dict:
                  "pinnkit": {"diffusion_start": phases.diffusion_start,
                              "equilibrium_start": phases.equilibrium_start,
                              "first_error_below_0.5": _first_below(steps, error, CONVERGED),
-                             "final_error": float(error[-1])}}
+                             "final_error": float(error[-1]),
+                             "loss_spikes": loss_spikes(steps, np.asarray(history[columns.LOSS], float))}}
     windows = []
     log_steps = log_snr = log_error_steps = log_error = None
     if log_data is not None:
@@ -168,7 +186,9 @@ def compare_run(history: History, config: dict, log_data) -> dict:
                               "equilibrium_start_to_step": log_phases.equilibrium_start,
                               "diffusion_start_whole_log": full_phases.diffusion_start,
                               "equilibrium_start_whole_log": full_phases.equilibrium_start,
-                              "first_error_below_0.5": log_first}
+                              "first_error_below_0.5": log_first,
+                              "loss_spikes_to_step": loss_spikes(log_error_steps[log_error_steps <= end],
+                                                                 errors[columns.LOSS][log_error_steps <= end])}
         mine = out["pinnkit"]
         out["targets"] = {
             "diffusion_within_2x_of_hand": within(mine["diffusion_start"], hand_diffusion, DIFFUSION_FACTOR),
@@ -335,7 +355,14 @@ def markdown(payload: dict) -> str:
             lines += [f"| diffusion starts | {_fmt(mine['diffusion_start'])} | - | - | - |",
                       f"| equilibrium starts | {_fmt(mine['equilibrium_start'])} | - | - | - |",
                       f"| first error below 0.5 | {_fmt(mine['first_error_below_0.5'])} | - | - | - |"]
-        lines.append("")
+        spikes = mine["loss_spikes"]
+        line = ("Training loss after step 300, largest rise above its running minimum: pinnkit "
+                f"{_fmt(spikes['largest_rise'])}x (at step {_fmt(spikes['at'])})")
+        if theirs and "loss_spikes_to_step" in theirs:
+            other = theirs["loss_spikes_to_step"]
+            line += (f", the authors' log {_fmt(other['largest_rise'])}x (at {_fmt(other['at'])}; its loss column is "
+                     "every 100 steps)")
+        lines += ["", line + ".", ""]
         targets = entry.get("targets")
         if targets:
             lines += ["Targets: diffusion within 2x of the hand line: "
