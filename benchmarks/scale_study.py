@@ -85,13 +85,15 @@ def study(case_name: str, text: str, seeds: int) -> dict:
 
 def markdown(payload: dict) -> str:
     """The scale-study table of docs/reproduction.md: one row per configuration and seed."""
-    lines = ["| case | configuration (width x depth : points : batches : steps) | wall s (all seeds) | seed | error "
-             "peak -> final | error fall at | diffusion | equilibrium | within 1.5x |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| case | configuration (width x depth : points : batches : steps) | commit | wall s (all seeds) | seed | "
+             "error peak -> final | error fall at | diffusion | equilibrium | within 1.5x |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     shown = lambda value: "-" if value is None else f"{value:,}"  # noqa: E731
     for entry in payload["configurations"].values():
         for run in entry["runs"]:
-            lines.append(f"| {entry['case']} | {entry['configuration']} | {entry['wall_s']:.0f} | {run['seed']} | "
+            commit = (entry["measured"]["provenance"].get("commit") or "?")[:7]
+            lines.append(f"| {entry['case']} | {entry['configuration']} | `{commit}` | {entry['wall_s']:.0f} | "
+                         f"{run['seed']} | "
                          f"{run['peak']:.3g} -> {run['final']:.3g} | {shown(run['location'])} | "
                          f"{shown(run['diffusion_start'])} | {shown(run['equilibrium_start'])} | "
                          f"{'yes' if run['coincides'] else 'no'} |")
@@ -101,6 +103,7 @@ def markdown(payload: dict) -> str:
         lines += ["", f"Measured {first['measured']['date']} on {machine['cores']} cores of a {machine['cpu']} (load "
                       f"average {machine['load_average_at_start'][0]:.1f} at the start of the first configuration; "
                       "other jobs shared the machine, so the wall times are upper bounds)."]
+    lines.append("Each configuration was measured at the commit its row names; the line below names the last.")
     return "\n".join(lines) + "\n"
 
 
