@@ -25,7 +25,7 @@ from pinnkit.multiprocess import (
 PINNKIT = [sys.executable, "-c", "from pinnkit_cli.app import main; main()"]
 TINY = ["train", "--steps", "30", "--points", "200", "--width", "8", "--depth", "1", "--log-every", "10",
         "--snr-batches", "10", "--lr", "3e-3"]
-TIMEOUT_S = 240
+TIMEOUT_S = 600
 
 
 def free_port() -> int:
@@ -194,3 +194,65 @@ def test_processes_started_with_other_settings_exit_2_naming_it(tmp_path):
                                          "another 'steps' than process 0; start every process with the same "
                                          "options"]
     assert list(tmp_path.iterdir()) == []
+
+
+# --- slow: a two-stage plan, and a run killed in one process then resumed ---------------------------------------
+
+@pytest.mark.slow
+def test_two_processes_give_the_one_process_history_of_an_adam_ssbroyden_plan(tmp_path):
+    plan = [*TINY[:2], "40", *TINY[3:8], "5", *TINY[9:], "--optimizer", "adam+ssbroyden"]
+    one = subprocess.run([*PINNKIT, *plan, "--devices", "2", "--out", tmp_path / "one"], capture_output=True,
+                         text=True, env=environment(devices=2), timeout=TIMEOUT_S)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([*PINNKIT, "launch", "--processes", "2", "--", *plan, "--out", tmp_path / "two"],
+                         capture_output=True, text=True, env=environment(), timeout=TIMEOUT_S)
+    assert two.returncode == 0, two.stderr
+    names = ("step", "stage", "loss", "rel_l2")
+    single, double = (read_columns(tmp_path / name / "history.csv", *names) for name in ("one", "two"))
+    np.testing.assert_array_equal(double["step"], single["step"])
+    assert set(single["stage"]) == {0, 1}  # both stages ran
+    for name in ("loss", "rel_l2"):
+        np.testing.assert_allclose(double[name], single[name], rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_one_process_resumes_to_the_uninterrupted_history(tmp_path):
+    import shutil
+    import signal
+    import time
+
+    # Few steps: on a loaded machine each step's all-reduce between processes waits for both to be scheduled.
+    run = [*TINY[:2], "200", *TINY[3:8], "20", *TINY[9:], "--checkpoint-every", "40"]
+    straight = subprocess.run([*PINNKIT, *run, "--devices", "2", "--out", tmp_path / "straight"], capture_output=True,
+                              text=True, env=environment(devices=2), timeout=TIMEOUT_S)
+    assert straight.returncode == 0, straight.stderr
+    coordinator = f"127.0.0.1:{free_port()}"
+    killed = tmp_path / "killed"
+    processes = [subprocess.Popen([*PINNKIT, *run, "--out", killed, "--coordinator", coordinator, "--num-processes",
+                                   "2", "--process-id", str(index)], env=environment(), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True) for index in range(2)]
+    deadline = time.monotonic() + TIMEOUT_S
+    while not list(killed.glob("checkpoint-*.eqx")) and time.monotonic() < deadline:
+        assert processes[0].poll() is None, processes[0].communicate()[1]
+        time.sleep(0.05)
+    processes[1].send_signal(signal.SIGKILL)
+    _, stderr = processes[0].communicate(timeout=TIMEOUT_S)
+    processes[1].communicate(timeout=TIMEOUT_S)
+    assert processes[0].returncode == 70, stderr
+    assert "error: another process of the run is gone" in lines(stderr)[-1] and "kept" in lines(stderr)[-1]
+    assert not (killed / "result.json").exists()
+    # Resumed by 2 processes, and (a copy) by 1 process with 2 devices: any layout of the 2 devices continues it.
+    shutil.copytree(killed, tmp_path / "copy")
+    resumed = subprocess.run([*PINNKIT, "launch", "--processes", "2", "--", "train", "--resume", killed],
+                             capture_output=True, text=True, env=environment(), timeout=TIMEOUT_S)
+    assert resumed.returncode == 0, resumed.stderr
+    alone = subprocess.run([*PINNKIT, "train", "--resume", tmp_path / "copy"], capture_output=True, text=True,
+                           env=environment(devices=2), timeout=TIMEOUT_S)
+    assert alone.returncode == 0, alone.stderr
+    names = ("step", "loss", "rel_l2")
+    truth = read_columns(tmp_path / "straight" / "history.csv", *names)
+    for folder in (killed, tmp_path / "copy"):
+        found = read_columns(folder / "history.csv", *names)
+        np.testing.assert_array_equal(found["step"], truth["step"])
+        for name in ("loss", "rel_l2"):
+            np.testing.assert_allclose(found[name], truth[name], rtol=1e-5, err_msg=f"{folder.name}: {name}")
