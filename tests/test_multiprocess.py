@@ -196,6 +196,46 @@ def test_processes_started_with_other_settings_exit_2_naming_it(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+COMPARE = ["compare", "--optimizers", "adam,sgd", "--reweight", "none,rba", "--steps", "20", "--points", "200",
+           "--width", "8", "--depth", "1", "--log-every", "10", "--snr-batches", "10"]
+# What a comparison's results.csv holds that depends on when and where it ran, not on what it computed.
+TIMES = ("wall_time_s", "steps_per_s", "compile_time_s")
+
+
+@pytest.mark.slow
+def test_a_comparison_over_two_processes_writes_the_one_process_results(tmp_path):
+    one = subprocess.run([*PINNKIT, *COMPARE, "--out", tmp_path / "one"], capture_output=True, text=True,
+                         env=environment(), timeout=TIMEOUT_S)
+    assert one.returncode == 0, one.stderr
+    launched = tmp_path / "launched"
+    launched.mkdir()
+    two = subprocess.run([*PINNKIT, "launch", "--processes", "2", "--", *COMPARE, "--out", "two"], cwd=launched,
+                         capture_output=True, text=True, env=environment(), timeout=TIMEOUT_S)
+    assert two.returncode == 0, two.stderr
+    assert sorted(path.name for path in launched.iterdir()) == ["two"]  # process 0's folder only
+    with (tmp_path / "one" / "results.csv").open(newline="") as stream:
+        single = list(csv.DictReader(stream))
+    with (launched / "two" / "results.csv").open(newline="") as stream:
+        double = list(csv.DictReader(stream))
+    assert len(single) == 4 and [row["name"] for row in double] == [row["name"] for row in single]
+    for alone, shared in zip(single, double, strict=True):
+        assert {key: value for key, value in shared.items() if key not in TIMES} == \
+            {key: value for key, value in alone.items() if key not in TIMES}
+    files = lambda root: sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())  # noqa: E731
+    assert files(launched / "two") == files(tmp_path / "one")
+    for name in (path.name for path in (tmp_path / "one" / "histories").glob("*.csv")):
+        names = ("step", "loss", "rel_l2")
+        np.testing.assert_array_equal(
+            np.array(list(read_columns(launched / "two" / "histories" / name, *names).values())),
+            np.array(list(read_columns(tmp_path / "one" / "histories" / name, *names).values())))
+    # The best run's field and the RBA weights come from the final states sent to process 0.
+    weights = sorted(path.name for path in (tmp_path / "one" / "arrays").glob("weights_*.npz"))
+    assert len(weights) == 2
+    for name, key in [("fields.npz", "predicted"), *((name, "weights") for name in weights)]:
+        np.testing.assert_array_equal(np.load(launched / "two" / "arrays" / name)[key],
+                                      np.load(tmp_path / "one" / "arrays" / name)[key], err_msg=name)
+
+
 # --- slow: a two-stage plan, and a run killed in one process then resumed ---------------------------------------
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from pinnkit_cli.supervisor import Supervisor, free_port, this_interpreter_runni
 __all__ = ["launch"]
 
 # The commands that run across processes, and the options the launcher sets itself.
-COMMANDS = ("train",)
+COMMANDS = ("train", "compare")
 JOINING = ("--coordinator", "--num-processes", "--process-id", "--distributed")
 
 

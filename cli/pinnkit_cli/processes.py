@@ -14,7 +14,7 @@ from typing import Any
 from pinnkit.experiment import RunConfig
 from pinnkit_cli.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, CliExit, fail, one_line
 
-__all__ = ["agree", "announce_claim", "await_claim", "check_peers", "join", "settle_devices"]
+__all__ = ["agree", "agree_on", "announce_claim", "await_claim", "check_peers", "join", "settle_devices"]
 
 # The options of `pinnkit train` that join a run; also allowed with --resume and --preset.
 OPTIONS = ("coordinator", "num_processes", "process_id", "distributed", "coordinator_timeout")
@@ -66,13 +66,18 @@ def settle_devices(config: RunConfig, *, devices_given: bool, resumed: bool) -> 
 
 
 def agree(config: RunConfig, **extra: Any) -> None:
-    """Exit 2, in every process, unless every process has the same configuration (and ``extra`` settings)."""
+    """Exit 2, in every process, unless every process has the same run configuration (and ``extra`` settings)."""
+    agree_on({**config.to_dict(), **{f"({name})": value for name, value in extra.items()}})
+
+
+def agree_on(settings: dict[str, Any], what: str = "settings") -> None:
+    """Exit 2, in every process, unless every process has the same ``settings`` (JSON-ready)."""
     from pinnkit.multiprocess import first_disagreement, quiet_stdout
 
     with quiet_stdout():  # the first collective: gloo announces its connections on stdout
-        found = first_disagreement({**config.to_dict(), **{f"({name})": value for name, value in extra.items()}})
+        found = first_disagreement(settings)
     if found is not None:
-        fail(f"the processes were started with different settings: {found}; start every process with the same "
+        fail(f"the processes were started with different {what}: {found}; start every process with the same "
              "options")
 
 
