@@ -5,6 +5,10 @@ points split in halves, everything else replicated); what differs is where the a
 runs: inside one process, or between two processes (on CPU through gloo over TCP). The ratio of their step times
 is the cost of the collectives between processes. 1 process x 1 device (no split) is the reference.
 
+XLA combines a step's gradient reductions into one all-reduce of a tuple (one member per parameter array); a second
+measurement times that exchange alone, between the 2 processes: one jitted call reducing one buffer of all the
+parameters' size against one reducing the same sizes as a tuple of the network's arrays.
+
 Each measurement is a fresh set of processes (``--worker``): Helmholtz, a small MLP, Adam, SNR and test error off,
 chunks of ``--chunk`` steps timed after a warm-up; the layouts take turns for ``--rounds`` rounds, so that load
 from other jobs falls on all of them alike. On a CPU host the 2 devices of one process are XLA's forced host
@@ -77,20 +81,56 @@ def worker(args) -> None:
     leave()
 
 
+def collectives_worker(args) -> None:
+    """One process of 2: time an all-reduce of one buffer and of a tuple of the network's array sizes."""
+    from pinnkit.distributed import initialize
+
+    initialize(args.coordinator, args.processes, args.process_id, timeout_s=120)
+    import equinox as eqx
+    import jax
+    import numpy as np
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from pinnkit import nn
+    from pinnkit.distributed import DATA_AXIS, data_mesh, place
+    from pinnkit.multiprocess import is_main_process, leave
+
+    mesh = data_mesh()
+    shapes = [leaf.shape for leaf in jax.tree_util.tree_leaves(eqx.filter(
+        nn.MLP(2, 1, width=args.width, depth=args.depth, key=jax.random.key(1)), eqx.is_inexact_array))]
+    split, everywhere = NamedSharding(mesh, PartitionSpec(DATA_AXIS)), NamedSharding(mesh, PartitionSpec())
+    parts = [place(np.ones((jax.device_count(), *shape), np.float32), split) for shape in shapes]
+    whole = [place(np.ones((jax.device_count(), sum(int(np.prod(shape)) for shape in shapes)), np.float32), split)]
+    reduce = jax.jit(lambda arrays: [array.sum(axis=0) for array in arrays], out_shardings=everywhere)
+    out = {"members": len(shapes), "floats": int(whole[0].shape[1])}
+    for name, arrays in (("one_buffer", whole), ("tuple", parts)):
+        jax.block_until_ready(reduce(arrays))
+        times = []
+        for _ in range(args.blocks):
+            start = time.perf_counter()
+            for _ in range(args.chunk):
+                jax.block_until_ready(reduce(arrays))
+            times.append((time.perf_counter() - start) / args.chunk)
+        out[name] = times
+    if is_main_process():
+        print(RESULT_PREFIX + json.dumps(out), flush=True)
+    leave()
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-def run_layout(processes: int, devices: int, args) -> dict:
+def run_layout(processes: int, devices: int, args, *, mode: str = "--worker") -> dict:
     """Start the processes of one layout; process 0's times."""
     env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
     env.pop("XLA_FLAGS", None)
     if devices > 1:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     coordinator = f"127.0.0.1:{_free_port()}"
-    base = [sys.executable, __file__, "--worker", "--points", str(args.points[0]), "--width", str(args.width),
+    base = [sys.executable, __file__, mode, "--points", str(args.points[0]), "--width", str(args.width),
             "--depth", str(args.depth), "--chunk", str(args.chunk), "--blocks", str(args.blocks),
             "--processes", str(processes), "--coordinator", coordinator]
     running = [subprocess.Popen([*base, "--process-id", str(index)], env=env, stdout=subprocess.PIPE,
@@ -102,7 +142,7 @@ def run_layout(processes: int, devices: int, args) -> dict:
                              f"{stderr.strip().splitlines()[-1:] or ''}")
     line = next(line for line in outputs[0][0].splitlines() if line.startswith(RESULT_PREFIX))
     found = json.loads(line[len(RESULT_PREFIX):])
-    assert found["devices"] == processes * devices and found["processes"] == processes, found
+    assert mode != "--worker" or (found["devices"], found["processes"]) == (processes * devices, processes), found
     return found
 
 
@@ -127,10 +167,22 @@ def measure(args) -> dict:
                          "max_ms": max(times) * 1e3, "blocks": len(times), "compile_s": compile_s[name]}
         row["ratio_2x1_to_1x2"] = row["2x1"]["median_ms"] / row["1x2"]["median_ms"]
         rows.append(row)
+    collectives: dict[str, list[float]] = {"one_buffer": [], "tuple": []}
+    for round_index in range(args.rounds):
+        found = run_layout(2, 1, args, mode="--collectives-worker")
+        for name in collectives:
+            collectives[name] += found[name]
+        log(f"all-reduce, round {round_index + 1}/{args.rounds}: one buffer "
+            f"{statistics.median(found['one_buffer']) * 1e3:.2f} ms, a tuple of {found['members']} "
+            f"{statistics.median(found['tuple']) * 1e3:.2f} ms")
+    exchange = {"members": found["members"], "floats": found["floats"], "calls_per_block": args.chunk}
+    for name, times in collectives.items():
+        exchange[name] = {"median_ms": statistics.median(times) * 1e3, "min_ms": min(times) * 1e3,
+                          "max_ms": max(times) * 1e3, "blocks": len(times)}
     return {"setting": {"problem": "helmholtz", "optimizer": "adam", "width": args.width, "depth": args.depth,
                         "chunk_steps": args.chunk, "blocks_per_round": args.blocks, "rounds": args.rounds,
                         "cpu_collectives": "gloo"},
-            "rows": rows}
+            "rows": rows, "all_reduce": exchange}
 
 
 def markdown(payload: dict) -> str:
@@ -152,6 +204,15 @@ def markdown(payload: dict) -> str:
     lines += ["", "Median [range] over the timed chunks. The last column is the cost of taking the all-reduce out "
                   "of the process: the same program, the same devices, the sums exchanged over TCP instead of in "
                   "memory."]
+    exchange = payload.get("all_reduce")
+    if exchange:
+        lines += ["", f"The all-reduce alone, between the 2 processes ({exchange['floats']} float32 numbers, the "
+                      f"parameters of the {setting['depth']}x{setting['width']} network; one jitted call, "
+                      f"{exchange['calls_per_block']} calls per timed block):", "",
+                  "| reduced as | ms per call |", "|---|---|"]
+        for name, label in (("one_buffer", "one buffer"), ("tuple", f"a tuple of {exchange['members']} arrays")):
+            entry = exchange[name]
+            lines.append(f"| {label} | {entry['median_ms']:.2f} [{entry['min_ms']:.2f}-{entry['max_ms']:.2f}] |")
     return "\n".join(lines)
 
 
@@ -167,13 +228,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small smoke run, not written to results/")
     parser.add_argument("--json", action="store_true", help="print the JSON object")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--collectives-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--process-id", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--coordinator", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
+    if args.worker or args.collectives_worker:
         args.points = args.points[0]
-        worker(args)
+        (worker if args.worker else collectives_worker)(args)
         return
     if args.quick:
         args.points, args.chunk, args.blocks, args.rounds = [2000], 5, 2, 1

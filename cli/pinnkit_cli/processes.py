@@ -14,7 +14,8 @@ from typing import Any
 from pinnkit.experiment import RunConfig
 from pinnkit_cli.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, CliExit, fail, one_line
 
-__all__ = ["agree", "agree_on", "announce_claim", "await_claim", "check_peers", "join", "settle_devices"]
+__all__ = ["agree", "agree_on", "announce_claim", "await_claim", "check_peers", "join", "main_learning_rate",
+           "settle_devices"]
 
 # The options of `pinnkit train` that join a run; also allowed with --resume and --preset.
 OPTIONS = ("coordinator", "num_processes", "process_id", "distributed", "coordinator_timeout")
@@ -112,3 +113,13 @@ def check_peers(error: BaseException) -> None:
     if is_lost_peer(error):
         raise CliExit(EXIT_INTERNAL, f"error: another process of the run is gone ({one_line(error)[:200]})") \
             from None
+
+
+def main_learning_rate(config: RunConfig) -> RunConfig:
+    """The config with process 0's learning rate: each process's own search may end elsewhere (a GPU's sums
+    are not always reproducible), and every process must train with the rate process 0 records."""
+    from pinnkit.multiprocess import process_count, share_from_main
+
+    if process_count() == 1 or not isinstance(config.learning_rate, float):
+        return config
+    return dataclasses.replace(config, learning_rate=share_from_main(config.learning_rate))

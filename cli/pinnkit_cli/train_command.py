@@ -213,6 +213,7 @@ def _train(config: RunConfig, claim: OutputClaim | None, checkpoint_every, keep_
 
         with jax.enable_x64(config.double_precision):
             config, found = resolve_learning_rate(config, setup(config))
+        config = processes.main_learning_rate(config)
         search = found.as_dict()
     hook = None
     if checkpoint_every:

@@ -245,20 +245,24 @@ def first_disagreement(values: Mapping[str, Any]) -> str | None:
     return None
 
 
-def share_from_main(value: int) -> int:
-    """Process 0's ``value`` in every process (a broadcast; every process must call it). Alone: ``value``.
+def share_from_main(value: int | float) -> int | float:
+    """Process 0's ``value`` (a number) in every process (a broadcast; every process must call it). Alone:
+    ``value``.
 
     Example:
-        >>> share_from_main(3)
-        3
+        >>> share_from_main(3), share_from_main(0.25)
+        (3, 0.25)
     """
     import jax
 
     if jax.process_count() == 1:
-        return int(value)
+        return value
     from jax.experimental import multihost_utils
 
-    return int(np.asarray(multihost_utils.broadcast_one_to_all(np.array(value, np.int32))))
+    kind = np.int32 if is_integer(value) else np.float64
+    with jax.enable_x64(True):  # a float64 learning rate arrives as it left
+        shared = np.asarray(multihost_utils.broadcast_one_to_all(np.array(value, kind)))
+    return int(shared) if kind is np.int32 else float(shared)
 
 
 @contextlib.contextmanager
