@@ -176,6 +176,13 @@ def _finish(code: int, message: str) -> NoReturn:
         # The signal came while the (empty) success line was being printed: the process still says so.
         code = received[0]
         _print_last(received[1])
+    if "jax" in sys.modules:
+        # A run of several processes ends at a barrier where all meet (jax aborts a process whose peers or
+        # coordinator vanished without it); after a failure, briefly: a peer may be what failed. Nothing to do
+        # in a process on its own.
+        from pinnkit.multiprocess import leave
+
+        leave(wait_s=30.0 if code == 0 else 10.0)
     # No interpreter teardown: it restores the default signal handlers (a signal then kills the process without
     # a word), and XLA's threads may still be compiling (tearing them down from under it crashes the process).
     os._exit(code)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pinnkit_cli import compare_command, detect_command, problems_command, train_command
+from pinnkit_cli import compare_command, detect_command, launch_command, problems_command, train_command
 
 __all__ = ["app"]
 
@@ -21,3 +21,5 @@ app.command("train")(train_command.train)
 app.command("compare")(compare_command.compare)
 app.command("plot")(compare_command.plot)
 app.command("detect")(detect_command.detect)
+app.command("launch", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    launch_command.launch)

@@ -20,6 +20,7 @@ from pinnkit.optimizers import OPTIMIZERS, REWEIGHTINGS
 from pinnkit.outputs import claim_output
 from pinnkit.report import draw_figures, write_comparison, write_run
 from pinnkit.resources import check_fits
+from pinnkit_cli import processes
 from pinnkit_cli.errors import (
     EXIT_DISK,
     EXIT_DIVERGED,
@@ -109,11 +110,22 @@ def compare(
     float64: bool = typer.Option(
         None, "--float64/--float32", help="Precision of every run (default: float64 for plans with a line-search "
         "optimizer, float32 otherwise)."),
+    coordinator: str = typer.Option(
+        None, "--coordinator", help="HOST:PORT of process 0 in a run of several processes (with --num-processes "
+        "and --process-id; see `pinnkit launch`): each process runs its share of the grid's cells."),
+    num_processes: int = typer.Option(None, "--num-processes", help="Processes of the run (with --coordinator)."),
+    process_id: int = typer.Option(None, "--process-id", help="This process's number, 0 to N-1; process 0 writes."),
+    distributed: bool = typer.Option(
+        False, "--distributed", help="Join a run of several processes detected from the cluster (SLURM, Open MPI)."),
+    coordinator_timeout: float = typer.Option(
+        300.0, "--coordinator-timeout", help="Seconds to wait for the coordinator and the other processes."),
 ) -> None:
     """Run optimizer plans (x reweighting x seeds) side by side on one problem; table, files and figures.
 
     Exit codes: 0 done, 1 every run diverged, 2 bad input, 3 a write failed, 4 out of memory, 130/143 interrupted.
     """
+    # Before anything touches JAX: joining a run must precede every computation.
+    joined = processes.join(coordinator, num_processes, process_id, distributed, coordinator_timeout)
     if preset_name not in PRESETS:
         fail(f"unknown preset {preset_name!r}; choose from {sorted(PRESETS)}")
     for name, value in (("steps", steps), ("seeds", seeds), ("width", width), ("depth", depth),
@@ -139,6 +151,18 @@ def compare(
                 check_fits(config.run_config(plan, name), models=config.seeds)
     except (ValueError, TypeError) as error:
         fail(str(error))
+    if joined:
+        processes.agree_on(config.to_dict(), what="comparison")
+        from pinnkit.multiprocess import is_main_process
+
+        if not is_main_process():
+            # The others run their cells and hand them to process 0, which owns the folder.
+            processes.await_claim()
+            begin_work()
+            from pinnkit.compare_processes import compare_across_processes
+
+            compare_across_processes(config, callback=lambda label, step, total: check_signals())
+            return
 
     def make_claim():
         try:
@@ -147,9 +171,14 @@ def compare(
         except ValueError as error:
             fail(str(error))
 
-    with guarded(make_claim) as claim:
+    with guarded(processes.announce_claim(make_claim) if joined else make_claim) as claim:
         claim.preserve("histories")  # a later failure (a figure, a full disk, Ctrl-C) keeps the finished runs
         runs_total = len(config.optimizers) * len(config.reweights)
+        if joined:
+            from pinnkit.compare_processes import cells_of, compare_across_processes
+            from pinnkit.multiprocess import process_count
+
+            runs_total = len(cells_of(config, 0, process_count()))
         with progress_bar() as progress:
             overall = progress.add_task("comparison", total=runs_total * config.steps, status="")
             done: dict[str, int] = {}
@@ -159,11 +188,20 @@ def compare(
                 done[label] = step
                 progress.update(overall, completed=sum(done.values()), status=f"{label} step {step}/{total}")
 
+            saved: set[str] = set()
+
             def save(run) -> None:
                 write_or_exit(lambda: write_run(claim.folder, run), claim,
                               finished=f"run {run.name} finished but could not be saved")
+                saved.add(run.name)
 
-            runs = run_comparison(config, callback=advance, on_run=save)
+            if joined:
+                runs = compare_across_processes(config, callback=advance, on_run=save)
+                for run in runs:  # the other processes' runs, as they arrived
+                    if run.name not in saved:
+                        save(run)
+            else:
+                runs = run_comparison(config, callback=advance, on_run=save)
         # Whatever fails now (a write, a figure), the runs' histories and results stay (see claim.preserve).
         write_or_exit(lambda: write_comparison(claim.folder, config, runs, runs_written=True, figures=False),
                       claim, finished=f"the comparison finished ({_outcome(runs)}) but its results could not all "

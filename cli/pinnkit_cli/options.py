@@ -135,8 +135,9 @@ def significant(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def progress_bar() -> Progress:
+def progress_bar(*, quiet: bool = False) -> Progress:
+    """The progress bar of a run (``quiet``: shows nothing, e.g. in the processes other than 0 of a run)."""
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), transient=False,
+        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), transient=False, disable=quiet,
     )

@@ -21,7 +21,8 @@ from pinnkit.paper_cases import PAPER_CASES, PAPER_STEPS, paper_case
 from pinnkit.resources import check_fits
 from pinnkit.reweight import describe_reweightings
 from pinnkit.summary import RunSummary
-from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, check_signals, fail, printable_path
+from pinnkit_cli import processes
+from pinnkit_cli.errors import EXIT_DIVERGED, CliExit, begin_work, check_signals, fail, printable_path
 from pinnkit_cli.live_help import live_option
 from pinnkit_cli.options import (
     parse_hold_every,
@@ -43,9 +44,10 @@ def optimizer_help() -> str:
 _PRESET_NAMES = tuple(f"paper-{name}" for name in PAPER_CASES)
 # Options that may accompany --preset: they say which run of the case, how long, and where; the case fixes the rest.
 PRESET_OPTIONS = ("preset", "reweight", "steps", "seed", "log_every", "snr_batches", "devices", "out", "overwrite",
-                  "checkpoint_every", "keep_checkpoints")
-# Options that may accompany --resume: they change where and how often checkpoints go, not the run itself.
-RESUME_OPTIONS = ("resume", "checkpoint_every", "keep_checkpoints")
+                  "checkpoint_every", "keep_checkpoints", *processes.OPTIONS)
+# Options that may accompany --resume: they change where and how often checkpoints go, and which processes run it,
+# not the run itself.
+RESUME_OPTIONS = ("resume", "checkpoint_every", "keep_checkpoints", *processes.OPTIONS)
 # What an interrupted run needs to be continued: never replaced by --overwrite, kept when a write fails.
 CHECKPOINTS = ("checkpoint-*.eqx",)
 
@@ -104,6 +106,15 @@ def train(
     resume: Path = typer.Option(
         None, "--resume", help="Continue the run whose checkpoints are in this folder (or from this checkpoint "
         "file) with its saved configuration; only --checkpoint-every/--keep-checkpoints may be given with it."),
+    coordinator: str = typer.Option(
+        None, "--coordinator", help="HOST:PORT of process 0 in a run of several processes (with --num-processes "
+        "and --process-id; see `pinnkit launch`). The points are split over every process's devices."),
+    num_processes: int = typer.Option(None, "--num-processes", help="Processes of the run (with --coordinator)."),
+    process_id: int = typer.Option(None, "--process-id", help="This process's number, 0 to N-1; process 0 writes."),
+    distributed: bool = typer.Option(
+        False, "--distributed", help="Join a run of several processes detected from the cluster (SLURM, Open MPI)."),
+    coordinator_timeout: float = typer.Option(
+        300.0, "--coordinator-timeout", help="Seconds to wait for the coordinator and the other processes."),
 ) -> None:
     """Train one PINN; writes OUT/history.csv and OUT/result.json (and checkpoints with --checkpoint-every).
 
@@ -114,6 +125,8 @@ def train(
         fail(f"--checkpoint-every must be a positive number of steps, got {checkpoint_every}")
     if keep_checkpoints < 1:
         fail(f"--keep-checkpoints must be at least 1, got {keep_checkpoints}")
+    # Before anything touches JAX: joining a run must precede every computation.
+    joined = processes.join(coordinator, num_processes, process_id, distributed, coordinator_timeout)
     resume_from = None
     if resume is not None:
         config, resume_from, saved_every = _resume_setup(ctx, resume)
@@ -139,11 +152,24 @@ def train(
             )
         except (ValueError, TypeError) as error:
             fail(str(error))
+    if joined:
+        config = processes.settle_devices(config, devices_given=_source(ctx, "devices") != "DEFAULT",
+                                          resumed=resume is not None)
     try:
         check_fits(config)  # sizes and history rows, before anything is built
     except ValueError as error:
         fail(str(error))
     _check_devices(config.devices)
+    if joined:
+        processes.agree(config, resume_step=resume_from.step if resume_from is not None else None)
+        from pinnkit.multiprocess import is_main_process
+
+        if not is_main_process():
+            # The others compute the same run and write nothing: process 0 owns the folder.
+            processes.await_claim()
+            begin_work()
+            _train(config, None, checkpoint_every, keep_checkpoints, resume_from)
+            return
 
     def make_claim() -> OutputClaim:
         try:
@@ -159,13 +185,16 @@ def train(
         except ValueError as error:
             fail(str(error))
 
-    with guarded(make_claim) as claim:
+    with guarded(processes.announce_claim(make_claim) if joined else make_claim) as claim:
         _train(config, claim, checkpoint_every, keep_checkpoints, resume_from)
 
 
-def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpoints,
+def _train(config: RunConfig, claim: OutputClaim | None, checkpoint_every, keep_checkpoints,
            resume_from: CheckpointInfo | None) -> None:
-    folder = claim.folder
+    """Train and write the results into the claimed folder; without a claim (a process other than 0 of a run
+    of several), train the same way and write nothing."""
+    writes = claim is not None
+    folder = claim.folder if writes else resume_from.path.parent if resume_from is not None else None
     search = None
     previous = None
     if resume_from is not None:
@@ -175,7 +204,8 @@ def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpo
         if (resume_from.step == config.steps and previous is not None and previous.steps == config.steps
                 and (folder / "history.csv").is_file()):
             # Finished and its results written: resuming it changes nothing.
-            _report(previous, claim.commit())
+            if writes:
+                _report(previous, claim.commit())
             return
     if config.learning_rate == "auto":
         # Resolved before training, so that checkpoints store the learning rate the run trains with.
@@ -183,6 +213,7 @@ def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpo
 
         with jax.enable_x64(config.double_precision):
             config, found = resolve_learning_rate(config, setup(config))
+        config = processes.main_learning_rate(config)
         search = found.as_dict()
     hook = None
     if checkpoint_every:
@@ -192,12 +223,14 @@ def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpo
         if search is not None:
             extras["learning_rate_search"] = search
         # The run's randomness is all drawn from this key at set-up; stored so a checkpoint is self-contained.
+        # Without a claim the hook is never called (experiment.run calls it in process 0 only), yet passed: every
+        # process then takes the same steps around it.
         hook = Checkpointer(
-            folder, every=checkpoint_every, config=config, keep=keep_checkpoints,
+            folder if writes else ".", every=checkpoint_every, config=config, keep=keep_checkpoints,
             key_data=jax.random.key(config.seed), extras=extras,
             on_save=lambda path, history: history.to_csv(path.parent / "history.csv"),
         )
-    with progress_bar() as progress:
+    with progress_bar(quiet=not writes) as progress:
         task = progress.add_task(f"{config.problem} {config.optimizer} {config.reweight}", total=config.steps,
                                  status="")
         try:
@@ -210,7 +243,14 @@ def _train(config: RunConfig, claim: OutputClaim, checkpoint_every, keep_checkpo
                          callback=advance)
         except CheckpointError as error:
             fail(str(error))
+        except Exception as error:
+            processes.check_peers(error)
+            raise
     diverged = result.outcome is not Outcome.COMPLETED
+    if not writes:
+        if diverged:
+            raise CliExit(EXIT_DIVERGED)  # process 0 says where
+        return
     if diverged and hook is not None and result.steps > 0 and hook.last_step != result.steps:
         # The last finite state falls on a history row: keep it as the newest checkpoint.
         write_or_exit(lambda: hook.save(result.steps, result.model, result.opt_state, result.history), claim)

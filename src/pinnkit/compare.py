@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -218,14 +218,16 @@ def run_name(problem: str, optimizer: str, reweight: str, seed: int) -> str:
 
 
 def compare(config: CompareConfig, *, callback: Callable[[str, int, int], Any] | None = None,
-            on_run: Callable[[CompareRun], Any] | None = None) -> list[CompareRun]:
-    """Run the whole grid.
+            on_run: Callable[[CompareRun], Any] | None = None,
+            cells: Collection[tuple[str, str]] | None = None) -> list[CompareRun]:
+    """Run the whole grid (or some of its cells).
 
     Args:
         config: the grid.
         callback: called as ``callback(run_label, step, total_steps)`` as runs progress.
         on_run: called with each :class:`CompareRun` as soon as it has finished (e.g. to save it at once, so
             that a later failure loses no finished run).
+        cells: run only these (plan, reweighting) cells (:mod:`pinnkit.compare_processes` shares a grid out).
 
     Returns:
         One :class:`CompareRun` per (plan, reweighting, seed), in grid order.
@@ -241,6 +243,8 @@ def compare(config: CompareConfig, *, callback: Callable[[str, int, int], Any] |
     runs: list[CompareRun] = []
     for plan in config.optimizers:
         for reweight in config.reweights:
+            if cells is not None and (plan, reweight) not in cells:
+                continue
             run_config = config.run_config(plan, reweight)
             label = f"{plan}/{reweight}"
             progress = (lambda step, row, label=label: callback(label, step, config.steps)) if callback else None

@@ -3,8 +3,9 @@
 The collocation points are split along their first axis over a one-dimensional device mesh (axis ``"data"``);
 constraint points (boundary, initial), parameters and optimizer state are replicated. The training step itself
 is unchanged: ``jax.jit`` sees sharded inputs and XLA inserts the all-reduce that sums the per-device parts of the
-loss and gradient. Several hosts run the same program after ``jax.distributed.initialize()``; ``jax.devices()``
-then lists every host's devices and the mesh spans them all (see docs/scaling.md).
+loss and gradient. Several processes (hosts) run the same program after :func:`initialize`; ``jax.devices()``
+then lists every process's devices and the mesh spans them all (see docs/scaling.md and :mod:`pinnkit.multiprocess`).
+On such a mesh every process holds the same whole arrays (one seed, one draw) and fills its own devices' parts.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from pinnkit.multiprocess import initialize, is_main_process, process_count
 from pinnkit.validation import is_integer, positive_int
 
-__all__ = ["DATA_AXIS", "data_mesh", "mesh_size", "replicate", "replicated", "shard_points"]
+__all__ = [
+    "DATA_AXIS", "data_mesh", "initialize", "is_main_process", "mesh_size", "place", "process_count", "replicate",
+    "replicated", "shard_points",
+]
 
 DATA_AXIS = "data"
 
@@ -53,6 +58,11 @@ def data_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
         chosen = list(devices)
     else:
         raise TypeError(f"devices must be a device count or a list of devices, got {devices!r}")
+    processes = jax.process_count()
+    if processes > 1 and len({device.process_index for device in chosen}) != processes:
+        # A process with no device in the mesh would hold no part of the points and could not take part.
+        raise ValueError(f"a mesh of {len(chosen)} device(s) leaves out some of the {processes} processes; across "
+                         f"processes the points are split over all {len(available)} devices")
     return Mesh(np.array(chosen), (DATA_AXIS,))
 
 
@@ -100,10 +110,32 @@ def shard_points(points: dict[str, jax.Array], mesh: Mesh, collocation_terms: It
                     f"{value.shape[0]} collocation points ({term!r}) cannot be split evenly over {count} devices; "
                     f"choose a number of points divisible by {count}"
                 )
-            placed[term] = jax.device_put(value, split)
+            placed[term] = place(value, split)
         else:
-            placed[term] = jax.device_put(value, replicated(mesh))
+            placed[term] = place(value, replicated(mesh))
     return placed
+
+
+def place(value, sharding: NamedSharding) -> jax.Array:
+    """``value`` laid out as ``sharding`` says: ``jax.device_put`` within one process; across processes, from
+    the whole value that every process holds (each process fills the parts on its own devices).
+
+    Across processes ``device_put`` would compare the value between processes (an all-gather) at every call;
+    here nothing crosses between processes: the caller vouches that the value is the same everywhere.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> place(jnp.arange(4.0), replicated(data_mesh(1))).shape
+        (4,)
+    """
+    if sharding.is_fully_addressable:
+        return jax.device_put(value, sharding)
+    if isinstance(value, jax.Array) and not value.is_fully_addressable:
+        return value if value.sharding == sharding else jax.device_put(value, sharding)
+    if isinstance(value, jax.Array) and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(place(jax.random.key_data(value), sharding), impl=jax.random.key_impl(value))
+    whole = np.asarray(value)
+    return jax.make_array_from_callback(whole.shape, sharding, lambda index: whole[index])
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -126,5 +158,5 @@ def replicate(tree, mesh: Mesh):
     """
     everywhere = replicated(mesh)
     return jax.tree_util.tree_map(
-        lambda leaf: jax.device_put(leaf, everywhere) if isinstance(leaf, jax.Array | np.ndarray) else leaf, tree
+        lambda leaf: place(leaf, everywhere) if isinstance(leaf, jax.Array | np.ndarray) else leaf, tree
     )

@@ -23,6 +23,7 @@ from pinnkit.engine import LogSchedule, Outcome, Probes, TrainResult, fit_stacke
 from pinnkit.engine.loop import resume_position
 from pinnkit.engine.schedule import MAX_ROWS, MAX_STEPS
 from pinnkit.engine.stacked import stack, unstack
+from pinnkit.multiprocess import is_main_process
 from pinnkit.optimizers import (
     FIRST_ORDER_OPTIMIZERS,
     LINE_SEARCH_OPTIMIZERS,
@@ -424,7 +425,7 @@ def run(
         config: the run.
         callback: called as ``callback(step, row)`` after each history row.
         checkpoint: called as ``checkpoint(step, model, opt_state, history)`` after each history row
-            (e.g. ``pinnkit.checkpoint.Checkpointer``).
+            (e.g. ``pinnkit.checkpoint.Checkpointer``); in a multi-process run, in process 0 only.
         resume_from: a checkpoint file or folder saved from this same config; training continues from its step
             and ends as one uninterrupted run would (same chunks, same history).
 
@@ -451,7 +452,9 @@ def run(
 
             def stacked_checkpoint(step, params, opt_state, histories):
                 whole = eqx.combine(unstack(params, 0), static)
-                return checkpoint(step, whole, unstack(opt_state, 0), histories[0])
+                state = unstack(opt_state, 0)
+                # Every process computes the same state (the same operations everywhere); process 0 writes it.
+                return checkpoint(step, whole, state, histories[0]) if is_main_process() else None
 
         if resume_from is None:
             (result,) = run_stacked(config, built, [config.seed], callback=callback, checkpoint=stacked_checkpoint)
