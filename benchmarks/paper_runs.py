@@ -62,7 +62,8 @@ def run_folder(case: str, reweight: str, seed: int) -> Path:
 def train(args) -> int:
     """Start or continue one run through the CLI (the same code path a user runs)."""
     folder = Path(args.out) if args.out else run_folder(args.case, args.reweight, args.seed)
-    command = [sys.executable, "-m", "pinnkit_cli.app", "train"]
+    # The console script's own entry point (pinnkit_cli.app has no __main__ block).
+    command = [sys.executable, "-c", "from pinnkit_cli.app import main; main()", "train"]
     try:
         latest_checkpoint(folder)
         resuming = True
