@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from _machine import ROOT, log, stamp, write
-from paper_logs import default_data, hand_lines, within
+from paper_logs import DIFFUSION_TOLERANCE, EQUILIBRIUM_TOLERANCE, default_data, hand_lines, within
 
 from pinnkit import columns
 from pinnkit.checkpoint import CheckpointError, latest_checkpoint, read_checkpoint_info
@@ -49,8 +49,6 @@ WINDOWS = ((2, 20), (20, 150), (150, 300), (300, 1_000), (1_000, 3_000), (3_000,
 ERROR_AT = (0, 100, 300, 500, 1_000, 2_000, 3_000, 5_000, 8_000, 11_100, 15_000, 20_000, 50_000, 100_000, 300_000)
 SNR_FACTOR = 3.0
 ERROR_FACTOR = 1.5
-DIFFUSION_FACTOR = 2.0
-EQUILIBRIUM_FACTOR = 1.5
 CONVERGED = 0.5
 SPIKE_FACTOR = 10.0
 
@@ -151,12 +149,11 @@ def loss_spikes(steps, loss, *, after: int = 300, factor: float = SPIKE_FACTOR) 
             "first_above_factor": int(steps[above[0]]) if above.size else None, "factor": factor}
 
 
-def compare_run(history: History, config: dict, log_data) -> dict:
+def compare_run(history: History, config: dict, log_data, phases) -> dict:
     steps = np.asarray(history[columns.STEP], float)
     end = int(steps[-1])
     snr = np.asarray(history[columns.SNR], float)
     error = np.asarray(history[columns.REL_L2], float)
-    phases = history_phases(history)
     out: dict = {"steps_done": end, "seed": config.get("seed"), "reweight": config.get("reweight"),
                  "median_step_seconds": _step_seconds(history),
                  "pinnkit": {"diffusion_start": phases.diffusion_start,
@@ -192,14 +189,15 @@ def compare_run(history: History, config: dict, log_data) -> dict:
                                                                  errors[columns.LOSS][log_error_steps <= end])}
         mine = out["pinnkit"]
         out["targets"] = {
-            "diffusion_within_2x_of_hand": within(mine["diffusion_start"], hand_diffusion, DIFFUSION_FACTOR),
+            "diffusion_within_2x_of_hand": within(mine["diffusion_start"], hand_diffusion, DIFFUSION_TOLERANCE),
             "equilibrium_within_1.5x_of_hand": (within(mine["equilibrium_start"], hand_equilibrium,
-                                                       EQUILIBRIUM_FACTOR)
-                                                if end >= hand_equilibrium / EQUILIBRIUM_FACTOR else None),
+                                                       EQUILIBRIUM_TOLERANCE)
+                                                if end >= hand_equilibrium / EQUILIBRIUM_TOLERANCE else None),
             "error_below_0.5_within_1.5x": (within(mine["first_error_below_0.5"], log_first, ERROR_FACTOR)
                                             if log_first is not None and end >= log_first / ERROR_FACTOR
                                             else None),
-            "not_decidable_before_step": int(min(hand_equilibrium, log_first or hand_equilibrium) / 1.5),
+            "not_decidable_before_step": int(min(hand_equilibrium / EQUILIBRIUM_TOLERANCE,
+                                                 (log_first or hand_equilibrium) / ERROR_FACTOR)),
         }
     for low, high in WINDOWS:
         if low >= end:
@@ -236,7 +234,7 @@ def _step_seconds(history: History) -> float | None:
 # ----- figure -----
 
 
-def figure(name: str, history: History, log_data, path: Path) -> None:
+def figure(name: str, history: History, log_data, phases, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -274,7 +272,6 @@ def figure(name: str, history: History, log_data, path: Path) -> None:
     if columns.HOMOGENEITY in history:
         axes[3].plot(steps[keep], np.asarray(history[columns.HOMOGENEITY], float)[keep], color="C0")
     axes[4].plot(steps[keep], np.asarray(history[columns.REL_L2], float)[keep], color="C0")
-    phases = history_phases(history)
     for line in (phases.diffusion_start, phases.equilibrium_start):
         if line is not None:
             for axis in axes:
@@ -304,11 +301,12 @@ def report(args) -> int:
         case = case_of(config)
         name = folder.name
         log_data = authors_log(data, case, config.get("reweight", "none"))
-        entry = compare_run(history, config, log_data)
+        phases = history_phases(history)
+        entry = compare_run(history, config, log_data, phases)
         entry.update(case=case, finished=finished, folder=str(folder),
                      authors_log_used=log_data is not None)
         figure_path = FIGURES / f"paper_run_{name}.png"
-        figure(name, history, log_data, figure_path)
+        figure(name, history, log_data, phases, figure_path)
         entry["figure"] = str(figure_path.relative_to(ROOT))
         payload["runs"][name] = entry
         log(f"{name}: {entry['steps_done']} steps, {'finished' if finished else 'in progress'}")

@@ -23,8 +23,17 @@ from pinnkit.multiprocess import (
 )
 
 PINNKIT = [sys.executable, "-c", "from pinnkit_cli.app import main; main()"]
-TINY = ["train", "--steps", "30", "--points", "200", "--width", "8", "--depth", "1", "--log-every", "10",
-        "--snr-batches", "10", "--lr", "3e-3"]
+TINY_OPTIONS = {"steps": 30, "points": 200, "width": 8, "depth": 1, "log-every": 10, "snr-batches": 10, "lr": "3e-3"}
+
+
+def tiny(**changes) -> list[str]:
+    """``train`` with the tiny run's options, some changed (``log_every=5``; None leaves an option out)."""
+    options = {**TINY_OPTIONS, **{name.replace("_", "-"): value for name, value in changes.items()}}
+    return ["train", *(part for name, value in options.items() if value is not None
+                       for part in (f"--{name}", str(value)))]
+
+
+TINY = tiny()
 TIMEOUT_S = 600
 
 
@@ -176,7 +185,7 @@ def test_only_process_0_writes_one_output_folder(two_ways):
 
 
 def test_points_that_the_processes_do_not_divide_exit_2_everywhere(tmp_path):
-    done = start_processes([*TINY[:4], "201", *TINY[5:], "--out", "out"], 2, tmp_path)
+    done = start_processes([*tiny(points=201), "--out", "out"], 2, tmp_path)
     for process in done:
         assert process.returncode == 2, process.stderr
         assert lines(process.stderr) == ["error: --points 201 cannot be split evenly over the 2 device(s) of 2 "
@@ -186,7 +195,7 @@ def test_points_that_the_processes_do_not_divide_exit_2_everywhere(tmp_path):
 
 
 def test_processes_started_with_other_settings_exit_2_naming_it(tmp_path):
-    done = start_processes([*TINY[:1], *TINY[3:], "--out", "out"], 2, tmp_path,
+    done = start_processes([*tiny(steps=None), "--out", "out"], 2, tmp_path,
                            extra=lambda index: ["--steps", "30" if index == 0 else "40"])
     for process in done:
         assert process.returncode == 2, process.stderr
@@ -240,7 +249,7 @@ def test_a_comparison_over_two_processes_writes_the_one_process_results(tmp_path
 
 @pytest.mark.slow
 def test_two_processes_give_the_one_process_history_of_an_adam_ssbroyden_plan(tmp_path):
-    plan = [*TINY[:2], "40", *TINY[3:8], "5", *TINY[9:], "--optimizer", "adam+ssbroyden"]
+    plan = [*tiny(steps=40, log_every=5), "--optimizer", "adam+ssbroyden"]
     one = subprocess.run([*PINNKIT, *plan, "--devices", "2", "--out", tmp_path / "one"], capture_output=True,
                          text=True, env=environment(devices=2), timeout=TIMEOUT_S)
     assert one.returncode == 0, one.stderr
@@ -262,7 +271,7 @@ def test_a_run_killed_in_one_process_resumes_to_the_uninterrupted_history(tmp_pa
     import time
 
     # Few steps: on a loaded machine each step's all-reduce between processes waits for both to be scheduled.
-    run = [*TINY[:2], "200", *TINY[3:8], "20", *TINY[9:], "--checkpoint-every", "40"]
+    run = [*tiny(steps=200, log_every=20), "--checkpoint-every", "40"]
     straight = subprocess.run([*PINNKIT, *run, "--devices", "2", "--out", tmp_path / "straight"], capture_output=True,
                               text=True, env=environment(devices=2), timeout=TIMEOUT_S)
     assert straight.returncode == 0, straight.stderr

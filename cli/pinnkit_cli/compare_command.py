@@ -110,15 +110,11 @@ def compare(
     float64: bool = typer.Option(
         None, "--float64/--float32", help="Precision of every run (default: float64 for plans with a line-search "
         "optimizer, float32 otherwise)."),
-    coordinator: str = typer.Option(
-        None, "--coordinator", help="HOST:PORT of process 0 in a run of several processes (with --num-processes "
-        "and --process-id; see `pinnkit launch`): each process runs its share of the grid's cells."),
-    num_processes: int = typer.Option(None, "--num-processes", help="Processes of the run (with --coordinator)."),
-    process_id: int = typer.Option(None, "--process-id", help="This process's number, 0 to N-1; process 0 writes."),
-    distributed: bool = typer.Option(
-        False, "--distributed", help="Join a run of several processes detected from the cluster (SLURM, Open MPI)."),
-    coordinator_timeout: float = typer.Option(
-        300.0, "--coordinator-timeout", help="Seconds to wait for the coordinator and the other processes."),
+    coordinator: str = processes.coordinator_option("Each process runs its share of the grid's cells."),
+    num_processes: int = processes.num_processes_option(),
+    process_id: int = processes.process_id_option(),
+    distributed: bool = processes.distributed_option(),
+    coordinator_timeout: float = processes.coordinator_timeout_option(),
 ) -> None:
     """Run optimizer plans (x reweighting x seeds) side by side on one problem; table, files and figures.
 

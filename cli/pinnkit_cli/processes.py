@@ -11,14 +11,42 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import typer
+
 from pinnkit.experiment import RunConfig
 from pinnkit_cli.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, CliExit, fail, one_line
 
-__all__ = ["agree", "agree_on", "announce_claim", "await_claim", "check_peers", "join", "main_learning_rate",
-           "settle_devices"]
+__all__ = ["agree", "agree_on", "announce_claim", "await_claim", "check_peers", "coordinator_option",
+           "coordinator_timeout_option", "distributed_option", "join", "main_learning_rate", "num_processes_option",
+           "process_id_option", "settle_devices"]
 
 # The options of `pinnkit train` that join a run; also allowed with --resume and --preset.
 OPTIONS = ("coordinator", "num_processes", "process_id", "distributed", "coordinator_timeout")
+
+
+# The joining options, one definition for every command that takes them (fresh objects for each signature).
+def coordinator_option(shared: str) -> Any:
+    """``--coordinator``; ``shared`` says what the processes share out in this command."""
+    return typer.Option(None, "--coordinator", help="HOST:PORT of process 0 in a run of several processes (with "
+                        f"--num-processes and --process-id; see `pinnkit launch`). {shared}")
+
+
+def num_processes_option() -> Any:
+    return typer.Option(None, "--num-processes", help="Processes of the run (with --coordinator).")
+
+
+def process_id_option() -> Any:
+    return typer.Option(None, "--process-id", help="This process's number, 0 to N-1; process 0 writes.")
+
+
+def distributed_option() -> Any:
+    return typer.Option(False, "--distributed", help="Join a run of several processes detected from the cluster "
+                        "(SLURM, Open MPI).")
+
+
+def coordinator_timeout_option() -> Any:
+    return typer.Option(300.0, "--coordinator-timeout", help="Seconds to wait for the coordinator and the other "
+                        "processes.")
 
 
 def join(coordinator: str | None, num_processes: int | None, process_id: int | None, distributed: bool,

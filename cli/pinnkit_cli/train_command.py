@@ -17,7 +17,7 @@ from pinnkit.engine import LogSchedule, Outcome, Probes
 from pinnkit.experiment import RunConfig, resolve_learning_rate, run, setup, summarize
 from pinnkit.optimizer_registry import describe_optimizers
 from pinnkit.outputs import OutputClaim, UnfinishedOutputError, claim_existing, claim_output
-from pinnkit.paper_cases import PAPER_CASES, PAPER_STEPS, paper_case
+from pinnkit.paper_cases import PAPER_PRESETS, paper_case
 from pinnkit.resources import check_fits
 from pinnkit.reweight import describe_reweightings
 from pinnkit.summary import RunSummary
@@ -41,7 +41,6 @@ def optimizer_help() -> str:
             "adam:2000,lbfgs:3000.")
 
 
-_PRESET_NAMES = tuple(f"paper-{name}" for name in PAPER_CASES)
 # Options that may accompany --preset: they say which run of the case, how long, and where; the case fixes the rest.
 PRESET_OPTIONS = ("preset", "reweight", "steps", "seed", "log_every", "snr_batches", "devices", "out", "overwrite",
                   "checkpoint_every", "keep_checkpoints", *processes.OPTIONS)
@@ -100,21 +99,17 @@ def train(
         "steps (default: off; with --resume: the saved value)."),
     keep_checkpoints: int = typer.Option(3, "--keep-checkpoints", help="Checkpoints kept (older ones deleted)."),
     preset: str = typer.Option(
-        None, "--preset", help=f"Train one of the paper's cases at its settings ({', '.join(_PRESET_NAMES)}): "
+        None, "--preset", help=f"Train one of the paper's cases at its settings ({', '.join(PAPER_PRESETS)}): "
         "its RBA run, or --reweight none for the vanilla one; with --steps, --seed, --log-every, --snr-batches, "
         "--devices and the output options only."),
     resume: Path = typer.Option(
         None, "--resume", help="Continue the run whose checkpoints are in this folder (or from this checkpoint "
         "file) with its saved configuration; only --checkpoint-every/--keep-checkpoints may be given with it."),
-    coordinator: str = typer.Option(
-        None, "--coordinator", help="HOST:PORT of process 0 in a run of several processes (with --num-processes "
-        "and --process-id; see `pinnkit launch`). The points are split over every process's devices."),
-    num_processes: int = typer.Option(None, "--num-processes", help="Processes of the run (with --coordinator)."),
-    process_id: int = typer.Option(None, "--process-id", help="This process's number, 0 to N-1; process 0 writes."),
-    distributed: bool = typer.Option(
-        False, "--distributed", help="Join a run of several processes detected from the cluster (SLURM, Open MPI)."),
-    coordinator_timeout: float = typer.Option(
-        300.0, "--coordinator-timeout", help="Seconds to wait for the coordinator and the other processes."),
+    coordinator: str = processes.coordinator_option("The points are split over every process's devices."),
+    num_processes: int = processes.num_processes_option(),
+    process_id: int = processes.process_id_option(),
+    distributed: bool = processes.distributed_option(),
+    coordinator_timeout: float = processes.coordinator_timeout_option(),
 ) -> None:
     """Train one PINN; writes OUT/history.csv and OUT/result.json (and checkpoints with --checkpoint-every).
 
@@ -317,27 +312,24 @@ def _previous_result(folder: Path) -> dict[str, Any] | None:
 def _preset_config(ctx: typer.Context, name: str) -> RunConfig:
     """The paper case's run, with the few options that may change it (see PRESET_OPTIONS)."""
     given = [option for option in ctx.params
-             if option not in PRESET_OPTIONS and _source(ctx, option) in ("COMMANDLINE", "ENVIRONMENT")]
+             if option not in PRESET_OPTIONS and _given(ctx, option)]
     if given:
         fail(f"--{given[0].replace('_', '-')} cannot be combined with --preset: the paper's case fixes it "
              "(run without --preset to change it)")
-    if name not in _PRESET_NAMES:
-        fail(f"unknown preset {name!r}; choose one of {', '.join(_PRESET_NAMES)}")
+    if name not in PAPER_PRESETS:
+        fail(f"unknown preset {name!r}; choose one of {', '.join(PAPER_PRESETS)}")
     params = ctx.params
-    explicit = lambda option: _source(ctx, option) in ("COMMANDLINE", "ENVIRONMENT")  # noqa: E731
     case = paper_case(name)
-    overrides: dict[str, Any] = {}
+    # What is not given keeps the case's own value (its RBA run, the paper's length, its log and probes).
+    overrides: dict[str, Any] = {option: params[option] for option in ("reweight", "steps", "devices")
+                                 if _given(ctx, option)}
     try:
-        if explicit("log_every"):
+        if _given(ctx, "log_every"):
             every = params["log_every"]
             overrides["log"] = LogSchedule(every, dense_until=min(300, every * 3))
-        if explicit("snr_batches"):
+        if _given(ctx, "snr_batches"):
             overrides["probes"] = dataclasses.replace(case.settings()["probes"], snr_batches=params["snr_batches"])
-        if explicit("devices"):
-            overrides["devices"] = params["devices"]
-        return case.run_config(reweight=params["reweight"] if explicit("reweight") else "rba",
-                               steps=params["steps"] if explicit("steps") else PAPER_STEPS,
-                               seed=params["seed"], **overrides)
+        return case.run_config(seed=params["seed"], **overrides)
     except (ValueError, TypeError) as error:
         fail(str(error))
 
@@ -346,7 +338,7 @@ def _resume_setup(ctx: typer.Context, resume: Path) -> tuple[RunConfig, Checkpoi
     """The saved configuration, the checkpoint (its folder is the output folder) and the checkpoint period of a run
     to resume."""
     given = [name for name in ctx.params
-             if name not in RESUME_OPTIONS and _source(ctx, name) in ("COMMANDLINE", "ENVIRONMENT")]
+             if name not in RESUME_OPTIONS and _given(ctx, name)]
     if given:
         flag = "--" + given[0].replace("_", "-")
         fail(f"{flag} cannot be combined with --resume: a resumed run keeps its saved configuration")
@@ -373,6 +365,11 @@ def _resume_setup(ctx: typer.Context, resume: Path) -> tuple[RunConfig, Checkpoi
     if not isinstance(saved_every, int) or saved_every < 1:
         saved_every = None
     return config, info, saved_every
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user gave option ``name`` (on the command line or through the environment)."""
+    return _source(ctx, name) in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def _source(ctx: typer.Context, name: str) -> str:

@@ -38,11 +38,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 # The paper's cases at its own settings (pinnkit.paper_cases), vanilla and RBA: hours a run on a GPU.
 PRESETS.update({
-    f"paper-{case.name}": dict(case.settings(), optimizers=("adam",), reweights=("none", "rba"), steps=PAPER_STEPS,
+    case.preset: dict(case.settings(), optimizers=("adam",), reweights=("none", "rba"), steps=PAPER_STEPS,
                                seeds=1, reweight_options=case.reweight_options)
     for case in PAPER_CASES.values()
 })
-PRESETS["paper"] = PRESETS["paper-allen-cahn"]  # the name this preset had before the three cases
+PRESETS["paper"] = PRESETS[PAPER_CASES["allen-cahn"].preset]  # the name this preset had before the three cases
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,9 +24,10 @@ from typing import Any
 from pinnkit.engine import LogSchedule, Probes
 from pinnkit.experiment import RunConfig
 
-__all__ = ["PAPER_CASES", "PAPER_LOG", "PAPER_STEPS", "PaperCase", "paper_case"]
+__all__ = ["PAPER_CASES", "PAPER_LOG", "PAPER_PRESETS", "PAPER_STEPS", "PaperCase", "paper_case"]
 
 PAPER_STEPS = 300_000
+PRESET_PREFIX = "paper-"
 PAPER_LOG = LogSchedule(every=100, dense_until=300, dense_every=2)
 PAPER_RBA = {"eta": 1e-3, "gamma": 0.999, "init": "zeros"}
 
@@ -52,6 +53,16 @@ class PaperCase:
     normalize: str
     log_stem: str | None
     summary: str
+
+    @property
+    def preset(self) -> str:
+        """The case's preset name (``pinnkit compare|train --preset``).
+
+        Example:
+            >>> PAPER_CASES["cavity"].preset
+            'paper-cavity'
+        """
+        return f"{PRESET_PREFIX}{self.name}"
 
     @property
     def reweight_options(self) -> dict[str, Any]:
@@ -93,6 +104,9 @@ PAPER_CASES: dict[str, PaperCase] = {
 }
 
 
+PAPER_PRESETS = tuple(case.preset for case in PAPER_CASES.values())
+
+
 def paper_case(name: str) -> PaperCase:
     """The case called ``name`` (with or without the ``paper-`` prefix); ValueError naming the choices otherwise.
 
@@ -100,7 +114,7 @@ def paper_case(name: str) -> PaperCase:
         >>> paper_case("paper-cavity").points
         10000
     """
-    key = name.removeprefix("paper-") if isinstance(name, str) else name
+    key = name.removeprefix(PRESET_PREFIX) if isinstance(name, str) else name
     if key not in PAPER_CASES:
         raise ValueError(f"unknown paper case {name!r}; choose one of {sorted(PAPER_CASES)}")
     return PAPER_CASES[key]

@@ -230,11 +230,10 @@ class Steps:
         _, advanced_state = self.optimizer.update(zeros, opt_state, params,
                                                   **self.extras(params, opt_state, points, partial, step))
         weights = jax.lax.stop_gradient(self.weights(advanced_state))
-        terms, cotangents = {}, {}
-        for term, value in residuals.items():
-            scale = weights[term] ** 2 if term in weights else jnp.ones((), value.dtype)
-            terms[term] = jnp.mean(scale * value**2)
-            cotangents[term] = (2.0 / value.shape[0]) * scale * value
+        terms = {term: weighted_mse(value, weights.get(term)) for term, value in residuals.items()}
+        # d mean((w r)^2) / dr = 2 w^2 r / n, pulled back through the residuals' VJP.
+        cotangents = {term: (2.0 / value.shape[0]) * (weights[term] ** 2 * value if term in weights else value)
+                      for term, value in residuals.items()}
         (grads,) = pullback(cotangents)
         return Evaluation(sum(terms.values()), terms, residuals, grads, snr)
 
