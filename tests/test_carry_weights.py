@@ -23,6 +23,7 @@ def brute_force_nearest(old, new, scale):
 
 @settings(deadline=None, max_examples=25)
 @given(old=st.integers(1, 60), new=st.integers(1, 70), chunk=st.integers(1, 16), seed=st.integers(0, 10_000))
+@pytest.mark.slow
 def test_nearest_points_matches_brute_force(old, new, chunk, seed):
     rng = np.random.default_rng(seed)
     old_points = rng.uniform([0.0, -1.0], [1.0, 1.0], (old, 2))
@@ -97,6 +98,7 @@ def test_bad_arguments_raise_value_error_naming_the_value(call, fragment):
         call(old, jnp.ones((4, 2)))
 
 
+@pytest.mark.slow
 def test_training_with_resampling_carries_frozen_weights_by_place():
     # Frozen weights set to a smooth field of place, f(x, t) = 1 + sin(3x) t: after the engine's redraw they
     # follow the field on the new points, within its Lipschitz bound times the distance to the nearest old point

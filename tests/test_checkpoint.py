@@ -189,6 +189,7 @@ def test_checkpointer_saves_on_the_first_row_past_each_multiple(tmp_path):
             Checkpointer(tmp_path, every=every)
 
 
+@pytest.mark.slow
 def test_resuming_a_run_from_a_middle_checkpoint_matches_one_run(tmp_path):
     config = RunConfig(steps=40, points=200, width=8, depth=2, log=LogSchedule(10), probes=Probes(snr_batches=10),
                        reweight="rba")

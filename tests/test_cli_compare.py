@@ -32,6 +32,7 @@ def read_rows(path):
         return list(csv.DictReader(stream))
 
 
+@pytest.mark.slow
 def test_results_are_the_last_rows_of_the_histories(comparison):
     out, _ = comparison
     rows = read_rows(out / "results.csv")
@@ -55,6 +56,7 @@ def test_results_are_the_last_rows_of_the_histories(comparison):
     assert {"error_and_loss.png", "phases.png", "fields_best_run.png"} <= figures
 
 
+@pytest.mark.slow
 def test_adam_then_lbfgs_switches_and_carries_the_weights(comparison):
     out, _ = comparison
     for reweight in ("rba", "gradient-aware"):
@@ -75,6 +77,7 @@ def test_adam_then_lbfgs_switches_and_carries_the_weights(comparison):
         assert history["rel_l2"][steps == 20][0] == pytest.approx(adam["rel_l2"][adam["step"] == 20][0], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_the_table_reads_in_80_columns_when_captured(tmp_path):
     out = tmp_path / "table"
     log = tmp_path / "stdout.txt"
@@ -113,6 +116,7 @@ def png_size(path):
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
+@pytest.mark.slow
 def test_plot_redraws_the_figures(comparison, cli):
     out, _ = comparison
     for path in (out / "figures").glob("*.png"):
@@ -131,6 +135,7 @@ def test_plot_redraws_the_figures(comparison, cli):
         assert 200 <= width <= 4000 and 200 <= height <= 4000, (name, width, height)
 
 
+@pytest.mark.slow
 def test_existing_output_folder_is_refused_without_overwrite(comparison, cli):
     out, _ = comparison
     code, _, stderr = cli("compare", "--steps", "5", "--out", out, *SMALL)
@@ -150,6 +155,7 @@ def test_existing_output_folder_is_refused_without_overwrite(comparison, cli):
     (["--param", "a1=0"], "a1"),
     (["--param", "a1=1", "--param", "a1=2"], "twice"),
 ])
+@pytest.mark.slow
 def test_bad_input_exits_2_naming_the_value_and_writes_nothing(tmp_path, arguments, needle):
     out = tmp_path / "never"
     completed = subprocess.run(
@@ -163,6 +169,7 @@ def test_bad_input_exits_2_naming_the_value_and_writes_nothing(tmp_path, argumen
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_comparison_whose_runs_all_diverge_exits_1(tmp_path, cli):
     code, _, stderr = cli("compare", "--optimizers", "sgd", "--reweight", "none", "--lr", "90", "--steps", "30",
                           "--out", tmp_path / "diverged", *SMALL)
@@ -171,6 +178,7 @@ def test_a_comparison_whose_runs_all_diverge_exits_1(tmp_path, cli):
     assert rows[0]["status"].startswith("diverged") and math.isfinite(float(rows[0]["rel_l2"]))
 
 
+@pytest.mark.slow
 def test_reweight_options_reach_every_run_of_a_comparison(tmp_path):
     out = tmp_path / "run"
     code, _, stderr = run_cli("compare", "--problem", "burgers", "--optimizers", "adam", "--reweight", "vrba",

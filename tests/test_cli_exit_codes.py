@@ -68,6 +68,7 @@ def test_bad_input_before_the_work_still_exits_2(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_a_figure_that_fails_to_draw_keeps_results_and_histories(tmp_path, monkeypatch):
     from pinnkit.plotting import comparison
 
@@ -100,11 +101,12 @@ def test_a_figure_that_fails_to_draw_keeps_results_and_histories(tmp_path, monke
 
 
 def test_an_error_after_some_runs_keeps_the_finished_ones(tmp_path, monkeypatch):
-    # The second run breaks: the first one's history and result were written as it ended.
+    # The second program breaks (two reweighting schemes are two programs): the first one's history and result
+    # were written as it ended.
     compare_module = importlib.import_module("pinnkit.compare")  # the module (pinnkit.compare is the function)
 
     calls = []
-    original = compare_module.run_stacked
+    original = compare_module.run_variants
 
     def second_breaks(*args, **kwargs):
         calls.append(1)
@@ -112,13 +114,15 @@ def test_an_error_after_some_runs_keeps_the_finished_ones(tmp_path, monkeypatch)
             raise TypeError("broken second run")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(compare_module, "run_stacked", second_breaks)
+    monkeypatch.setattr(compare_module, "run_variants", second_breaks)
     out = tmp_path / "cmp"
-    code, _, stderr = run_cli(*COMPARE, "--out", out)
+    two_schemes = [*COMPARE[:COMPARE.index("--reweight") + 1], "rba,vrba", *COMPARE[COMPARE.index("--reweight") + 2:]]
+    code, _, stderr = run_cli(*two_schemes, "--out", out)
     line = last_line(stderr)
     assert code == 70 and line.startswith("internal error: TypeError: broken second run; kept "), line
-    assert sorted(path.name for path in (out / "histories").iterdir()) == [f"{RUNS[0]}.csv", f"{RUNS[0]}.json"]
-    assert json.loads((out / "histories" / f"{RUNS[0]}.json").read_text())["status"] == "completed"
+    first = "helmholtz_adam_rba_seed0"
+    assert sorted(path.name for path in (out / "histories").iterdir()) == [f"{first}.csv", f"{first}.json"]
+    assert json.loads((out / "histories" / f"{first}.json").read_text())["status"] == "completed"
 
 
 def test_an_oserror_inside_a_run_is_an_internal_error_with_its_traceback(tmp_path):
@@ -175,6 +179,7 @@ app.main(["problems"])
 
 @pytest.mark.parametrize("moment", ["in-command", "returning", "last-line"])
 @pytest.mark.parametrize("signum, expected", [("SIGINT", (130, "interrupted")), ("SIGTERM", (143, "terminated"))])
+@pytest.mark.slow
 def test_a_signal_in_the_last_moments_exits_with_its_code_and_one_line(tmp_path, moment, signum, expected):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     done = subprocess.run([sys.executable, "-c", LATE_SIGNAL, moment, signum], capture_output=True, text=True,

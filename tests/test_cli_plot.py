@@ -51,6 +51,7 @@ def mark_figures(folder: Path) -> None:
         path.write_bytes(b"old " + path.name.encode())  # a redrawn figure would no longer say this
 
 
+@pytest.mark.slow
 def test_a_corrupt_array_file_redraws_no_figure(folder):
     # Read after two figures are drawn: they were replaced when it failed.
     fields = folder / "arrays" / "fields.npz"

@@ -210,6 +210,7 @@ def test_overwrite_swaps_in_a_complete_new_output_in_one_step(tmp_path, comparis
 # ----- 2. two runs on one folder ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_second_compare_on_a_busy_folder_is_refused_and_the_first_finishes_intact(tmp_path, env):
     first = spawn(["compare", *COMPARE, "--steps", "2000", "--log-every", "100", "--out", "same"], tmp_path, env)
     try:
@@ -239,6 +240,7 @@ def test_a_second_compare_on_a_busy_folder_is_refused_and_the_first_finishes_int
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["fresh", "replacing-a-finished-run"])
+@pytest.mark.slow
 def test_a_second_train_on_a_busy_folder_exits_2_at_once(tmp_path, env, trained, existing):
     if existing:
         shutil.copytree(trained, tmp_path / "same")
@@ -321,6 +323,7 @@ def test_huge_step_counts_exit_2_at_once(tmp_path, monkeypatch, caplog, no_train
     assert listing(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_huge_step_counts_allocate_nothing_under_a_memory_limit(tmp_path, env):
     for args in (["--steps", "99999999999999999999999999"], ["--steps", "1000000000", "--log-every", "1"]):
         done = run(["train", *T, *args, "--out", "o"], tmp_path, env, rlimit=(resource.RLIMIT_AS, 4 << 30))
@@ -377,6 +380,7 @@ def _signal_run(tmp_path, env, command, signum, delay, cache):
 
 @pytest.mark.parametrize("command, signum, delay, cache", SIGNAL_CASES,
                          ids=[f"{c}-{signal.Signals(s).name}-{d}s-{k}" for c, s, d, k in SIGNAL_CASES])
+@pytest.mark.slow
 def test_a_signal_at_any_moment_exits_cleanly(tmp_path, env, command, signum, delay, cache):
     _signal_run(tmp_path, env, command, signum, delay, cache)
 
@@ -388,6 +392,7 @@ def test_a_signal_at_any_moment_exits_cleanly_more_moments(tmp_path, env, comman
     _signal_run(tmp_path, env, command, signum, delay, cache)
 
 
+@pytest.mark.slow
 def test_the_issue_command_under_timeout_exits_130(tmp_path, env):
     # The report: `timeout --preserve-status -s INT 6 pinnkit train T --steps 5000 --log-every 100 --out x` used
     # to end in a segmentation fault (exit 139).
@@ -472,6 +477,7 @@ def test_a_signal_delivered_twice_at_once_is_one_request(tmp_path, env):
     assert (process.returncode, one_line(stderr)) == (130, "interrupted")
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_keeps_its_checkpoints_and_resumes(tmp_path, env):
     out = tmp_path / "run"
     process = spawn(["train", *TINY, "--steps", "3000", "--log-every", "50", "--checkpoint-every", "100",
@@ -501,6 +507,7 @@ def test_an_interrupted_run_keeps_its_checkpoints_and_resumes(tmp_path, env):
 # ----- 5. a full disk, a file-size limit ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_failed_final_write_exits_3_and_leaves_nothing(tmp_path, env):
     # 2 KiB: the marker (1 KiB) fits, history.csv (about 3.6 KiB) does not.
     done = run(["train", *TINY, "--steps", "50", "--log-every", "10", "--out", "o"], tmp_path, env,
@@ -520,6 +527,7 @@ def test_a_failed_checkpoint_write_exits_3_and_leaves_nothing(tmp_path, env):
     assert listing(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_failed_compare_write_exits_3_and_keeps_the_finished_runs(tmp_path, env):
     # 8 KiB: the marker and the run's history and result fit, the figures do not.
     done = run(["compare", *COMPARE, "--steps", "20", "--log-every", "10", "--out", "o"], tmp_path, env,
@@ -558,6 +566,7 @@ def tiny_disk(tmp_path):
         subprocess.run(["umount", str(mount)], capture_output=True, timeout=30)
 
 
+@pytest.mark.slow
 def test_a_full_disk_exits_3_and_keeps_only_finished_runs(tiny_disk, env):
     # 500 history rows (about 100 KiB) and a comparison's figures do not fit in 64 KiB. A training run without
     # checkpoints leaves nothing; a comparison keeps the runs it finished (written as each one ended).
@@ -609,6 +618,7 @@ def test_input_names_too_long_exit_2(tmp_path, monkeypatch, args):
     assert code == 2 and one_line(stderr).startswith("error: ")
 
 
+@pytest.mark.slow
 def test_running_out_of_memory_at_run_time_exits_4(tmp_path, env):
     # The up-front estimate counts the machine's memory, not an address-space limit (ulimit -v): under one, a
     # run the estimate accepts fails its allocation while running.
@@ -770,6 +780,7 @@ def test_detect_reads_a_byte_order_mark_and_escapes_nul_bytes(tmp_path):
         assert code == 2 and "\\x00" in one_line(stderr)
 
 
+@pytest.mark.slow
 def test_detect_on_a_million_rows(tmp_path):
     # A million rows with known transitions: a plateau (SNR 50) to iteration 150, a diffusion (SNR 0.03) to
     # 400 000, then an equilibrium (SNR 5) to the end, where the test error (logged every 100 rows, as pinnkit's
@@ -807,6 +818,7 @@ def test_resuming_a_finished_run_keeps_its_compile_time(tmp_path, trained):
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o077], ids=["umask-022", "umask-077"])
+@pytest.mark.slow
 def test_outputs_follow_the_umask(tmp_path, comparison, mask):
     previous = os.umask(mask)
     try:
@@ -834,6 +846,7 @@ def test_outputs_follow_the_umask(tmp_path, comparison, mask):
     (["train", "--steps", "abc"], "Invalid value for '--steps'"),
     (["compare", "--width", "1.5"], "Invalid value for '--width'"),
 ])
+@pytest.mark.slow
 def test_parse_errors_are_one_line_with_exit_2(tmp_path, env, args, needle):
     code, stderr = invoke(*args)
     assert code == 2 and needle in one_line(stderr)

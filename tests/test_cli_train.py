@@ -55,6 +55,7 @@ def cli_env():
     return dict(os.environ, JAX_PLATFORMS="cpu")
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_ends_bitwise_like_an_uninterrupted_run(tmp_path, cli_env):
     steps = ["--steps", "1000"]
     straight = subprocess.run([*PINNKIT, "train", *SMALL, *steps, "--out", tmp_path / "straight"],
@@ -190,6 +191,7 @@ def test_the_console_script_reports_a_truncated_checkpoint_in_one_line(tmp_path,
                                                 "corrupted or truncated (content hash mismatch)"]
 
 
+@pytest.mark.slow
 def test_a_two_stage_plan_from_the_command_line_switches_where_asked(tmp_path):
     out = tmp_path / "plan"
     code, stderr = invoke("train", "--optimizer", "adam+lbfgs", "--switch-step", "100", "--steps", "300",
@@ -247,6 +249,7 @@ def test_resample_options_reach_the_saved_run(tmp_path):
         == "exponential"
 
 
+@pytest.mark.slow
 def test_line_search_reweight_options_are_saved_and_checked(tmp_path):
     out = tmp_path / "run"
     code, stderr = invoke("train", "--problem", "burgers", "--width", "8", "--depth", "1", "--points", "100",
@@ -314,6 +317,7 @@ def resumed_midway(auto_runs):
     return killed, code, stderr
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_run_changes_nothing(auto_runs):
     root, finished = auto_runs
     folder = root / "straight"
@@ -369,6 +373,7 @@ def refused(folder: Path, path: Path, *fragments: str) -> None:
     assert sorted(entry.name for entry in folder.iterdir()) == before  # nothing written, nothing removed
 
 
+@pytest.mark.slow
 def test_a_checkpoint_whose_step_differs_from_its_name_is_refused(tmp_path, two_widths):
     folder = tmp_path / "run"
     shutil.copytree(two_widths / "w16", folder)

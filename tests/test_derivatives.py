@@ -52,6 +52,7 @@ def test_partial_derivatives_collects_each_kind():
         np.testing.assert_allclose(got[index], value, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_taylor_mode_agrees_with_nested_reverse_mode_on_a_network():
     model = nn.MLP(2, 1, width=16, depth=3, key=jax.random.key(0))
     u = lambda p: model(p)[0]
@@ -72,6 +73,7 @@ def test_bad_axis_and_order_raise():
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sin"])
+@pytest.mark.slow
 def test_batched_mlp_series_match_per_point_taylor_mode(activation):
     from pinnkit.derivatives import batch_axis_derivatives
 

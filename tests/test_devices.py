@@ -60,6 +60,7 @@ def four_device_runs():
             for key, value in json.loads(line[len("RESULT "):]).items()}
 
 
+@pytest.mark.slow
 def test_four_devices_split_the_points_and_match_one_device(four_device_runs):
     one, four = four_device_runs[1], four_device_runs[4]
     assert one["status"] == four["status"] == "completed"
@@ -73,6 +74,7 @@ def test_four_devices_split_the_points_and_match_one_device(four_device_runs):
     assert len(set(one["loss"])) == 5  # the state moved between rows: the comparison is not of constants
 
 
+@pytest.mark.slow
 def test_bad_splits_are_refused_with_four_devices(four_device_runs):
     exceeds, uneven = four_device_runs["errors"]
     assert "devices=5 exceeds the 4 cpu device(s)" in exceeds

@@ -287,6 +287,7 @@ def test_backfill_adds_only_the_provenance_and_keeps_the_format(repo):
     assert (results / "two.json").read_text() == '{"new": 1}\n'
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_as_written_at_a_smaller_size():
     # The README's Python example, through the same extraction the script that records its output uses, with only
     # its sizes shrunk: every call in it exists and it prints the error and the phases.

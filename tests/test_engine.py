@@ -62,6 +62,7 @@ def test_rows_start_at_the_initial_state_and_have_the_schema(helmholtz):
         columns.describe(column)  # every column is in the schema
 
 
+@pytest.mark.slow
 def test_logged_quantities_are_those_of_the_returned_state(helmholtz):
     problem, points = helmholtz
     result = fit(problem, small_model(problem), optax.chain(rba(400), optax.adam(3e-3)), points, steps=30,
@@ -100,6 +101,7 @@ def test_first_rba_step_sets_the_weights_from_the_initial_residuals(helmholtz):
     np.testing.assert_allclose(sample_weights(result.opt_state), eta * r0 / r0.max(), rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_gradient_aware_step_equals_the_transform_fed_the_same_gradient_norms(helmholtz):
     problem, points = helmholtz
     model = small_model(problem)
@@ -117,6 +119,7 @@ def test_gradient_aware_step_equals_the_transform_fed_the_same_gradient_norms(he
 
 
 @pytest.mark.parametrize("points_count,batch_constraints", [(400, True), (390, True), (400, False)])
+@pytest.mark.slow
 def test_recording_the_snr_does_not_change_the_training(helmholtz, points_count, batch_constraints):
     problem, _ = helmholtz
     points = problem.sample(jax.random.key(0), points_count)
@@ -129,6 +132,7 @@ def test_recording_the_snr_does_not_change_the_training(helmholtz, points_count,
     assert "snr" in runs[0].history and "snr" not in runs[1].history
 
 
+@pytest.mark.slow
 def test_lbfgs_with_held_weights_matches_hand_written_lbfgs_and_records_snr(helmholtz):
     problem, points = helmholtz
     model = small_model(problem)
@@ -171,6 +175,7 @@ def test_the_same_seed_gives_the_same_history(helmholtz):
         np.testing.assert_array_equal(runs[0].history[column], runs[1].history[column])
 
 
+@pytest.mark.slow
 def test_resuming_gives_the_same_result_as_one_run(helmholtz):
     problem, points = helmholtz
     model = small_model(problem)
@@ -185,6 +190,7 @@ def test_resuming_gives_the_same_result_as_one_run(helmholtz):
     np.testing.assert_array_equal(sample_weights(second.opt_state), sample_weights(straight.opt_state))
 
 
+@pytest.mark.slow
 def test_a_plan_switches_optimizer_and_carries_the_weights(helmholtz):
     problem, points = helmholtz
     model = small_model(problem)
@@ -206,6 +212,7 @@ def test_a_plan_switches_optimizer_and_carries_the_weights(helmholtz):
     assert history["loss"][-1] < history["loss"][4]
 
 
+@pytest.mark.slow
 def test_divergence_stops_cleanly_and_keeps_the_finite_history(helmholtz):
     problem, points = helmholtz
     result = fit(problem, small_model(problem), optax.sgd(1e8), points, steps=50, log=LogSchedule(1),
@@ -217,6 +224,7 @@ def test_divergence_stops_cleanly_and_keeps_the_finite_history(helmholtz):
     assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves(result.model))
 
 
+@pytest.mark.slow
 def test_vmapped_seeds_match_separate_runs(helmholtz):
     problem, points = helmholtz
     models = [small_model(problem, seed) for seed in (1, 2)]
@@ -252,6 +260,7 @@ def test_bad_arguments_name_the_value(helmholtz):
         fit(problem, model, optax.adam(1e-3), points, steps=10, log=10)
 
 
+@pytest.mark.slow
 def test_the_snr_coupling_receives_each_rows_snr(helmholtz):
     problem, points = helmholtz
     optimizer = optax.chain(rba(400, snr_coupling=1.0), optax.adam(1e-3))
@@ -266,6 +275,7 @@ def test_the_snr_coupling_receives_each_rows_snr(helmholtz):
     assert np.isnan(float(optax.tree.get(plain.opt_state, "snr")))  # no SNR measured, none stored
 
 
+@pytest.mark.slow
 def test_a_failed_line_search_step_is_rejected_and_the_curvature_restarted(helmholtz):
     problem, points = helmholtz
     model = small_model(problem)

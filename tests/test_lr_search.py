@@ -36,6 +36,7 @@ def _compiled_programs(monkeypatch):
 
 
 @pytest.mark.parametrize("candidates", [(1e-2, 1e-3), (1e-1, 3e-2, 1e-2, 3e-3, 1e-3)])
+@pytest.mark.slow
 def test_a_search_compiles_one_program_of_each_kind_whatever_the_number_of_candidates(small, monkeypatch,
                                                                                       candidates):
     problem, points, model = small
@@ -45,6 +46,7 @@ def test_a_search_compiles_one_program_of_each_kind_whatever_the_number_of_candi
     assert len(built) == len(set(built)) == 2, built  # the chunk of steps and the row probe, once each
 
 
+@pytest.mark.slow
 def test_each_candidate_trains_as_a_run_with_its_rate(small):
     problem, points, model = small
     candidates = (3e-2, 1e-3)

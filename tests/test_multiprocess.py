@@ -134,6 +134,7 @@ def test_the_launcher_refuses_what_it_cannot_run():
 
 # --- real processes -------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_an_unreachable_coordinator_exits_2_naming_it(tmp_path):
     address = f"127.0.0.1:{free_port()}"
     done = subprocess.run([*PINNKIT, *TINY, "--out", tmp_path / "out", "--coordinator", address, "--num-processes",
@@ -159,6 +160,7 @@ def two_ways(tmp_path_factory):
     return root / "one", launched, two
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_one_process_two_device_history(two_ways):
     one, launched, two = two_ways
     assert two.returncode == 0, two.stderr
@@ -173,6 +175,7 @@ def test_two_processes_give_the_one_process_two_device_history(two_ways):
     assert result["config"]["devices"] == 2  # the points were split over both processes' devices
 
 
+@pytest.mark.slow
 def test_only_process_0_writes_one_output_folder(two_ways):
     _, launched, two = two_ways
     assert two.returncode == 0, two.stderr

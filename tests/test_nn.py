@@ -72,6 +72,7 @@ def test_bad_sizes_raise(bad):
         nn.MLP(2, 1, key=jax.random.key(0), **bad)
 
 
+@pytest.mark.slow
 def test_a_periodic_axis_makes_the_network_exactly_periodic_and_keeps_fast_derivatives():
     from pinnkit.derivatives import axis_derivatives, batch_axis_derivatives
 

@@ -101,6 +101,7 @@ def test_the_help_of_both_commands_lists_a_method_registered_after_the_cli_was_b
     assert "fakeqn" not in out
 
 
+@pytest.mark.slow
 def test_a_plan_with_it_builds_and_trains_as_a_line_search_stage(fakeqn):
     plan = build_plan(parse_plan("adam:5,fakeqn", steps=8), reweight="rba", num_samples=5)
     assert [stage.name for stage in plan.stages] == ["adam", "fakeqn"] and plan.lengths() == [5, 3]

@@ -61,6 +61,7 @@ def test_contiguous_batches_are_consecutive_slices():
         Probes(batch_split="sorted")
 
 
+@pytest.mark.slow
 def test_a_contiguous_split_reaches_the_snr():
     """The SNR of a run with contiguous batches equals the SNR computed here from the slices' gradients."""
     import equinox as eqx

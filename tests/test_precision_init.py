@@ -40,6 +40,7 @@ def as_float32(tree):
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.slow
 def test_float32_and_float64_setups_of_one_seed_hold_one_draw(name):
     config = CONFIGS[name]
     single, single_params, single_model, single_batches = built(config, False)

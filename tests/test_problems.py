@@ -51,6 +51,7 @@ def test_allen_cahn_periodic_term_vanishes_for_a_periodic_field():
     assert float(jnp.max(jnp.abs(got["bc"]))) < 1e-5
 
 
+@pytest.mark.slow
 def test_burgers_stationary_viscous_shock_has_zero_pde_residual():
     problem = problems.get("burgers", viscosity=0.05)
     points = problem.sample(jax.random.key(3), 128)
@@ -62,6 +63,7 @@ def test_burgers_stationary_viscous_shock_has_zero_pde_residual():
     assert float(jnp.max(jnp.abs(sine["bc"]))) < 1e-6
 
 
+@pytest.mark.slow
 def test_cavity_momentum_residual_vanishes_for_kovasznay_flow():
     # Kovasznay flow is an exact steady Navier-Stokes solution: u = psi_y, v = -psi_x with
     # psi = y - exp(lam x) sin(2 pi y) / (2 pi), p = (1 - exp(2 lam x)) / 2.
@@ -103,6 +105,7 @@ def test_sampling_is_seeded_in_the_domain_and_latin():
         problem.sample(jax.random.key(0), 0)
 
 
+@pytest.mark.slow
 def test_cavity_residuals_on_a_network_match_nested_autodiff():
     # The fast path (directional Taylor series through the MLP, mixed derivatives by polarisation) against
     # per-point nested reverse mode of the same network, in float64 so that only the method differs.

@@ -134,6 +134,7 @@ def _quadratic_run(method: str, lo: float = 0.0, hi: float = 4.0, steps: int = 3
 
 
 @pytest.mark.parametrize("method", METHODS)
+@pytest.mark.slow
 def test_quadratic_reaches_known_minimiser_within_3n(method):
     x_star, xs, _, qstates = _quadratic_run(method)
     errors = [np.max(np.abs(x - x_star)) for x in xs[1:]]  # xs[k + 1] = params after k + 1 iterations
@@ -160,6 +161,7 @@ def test_secant_condition_after_every_accepted_update(method):
     assert checked >= N
 
 
+@pytest.mark.slow
 def test_rosenbrock_converges_from_classic_start():
     with jax.enable_x64(True):
         x0 = jnp.array([-1.2, 1.0])
@@ -365,6 +367,7 @@ def test_too_many_parameters_raise_at_init():
         precond.update(jnp.zeros(2), precond.init(jnp.zeros(2)))
 
 
+@pytest.mark.slow
 def test_pytree_params_and_dtypes():
     params = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}
     precond = qn.scale_by_quasi_newton(method="ssbfgs")

@@ -59,17 +59,20 @@ def re1000():
     return solve_cavity(1000.0, num_points=129)
 
 
+@pytest.mark.slow
 def test_re100_centrelines_match_ghia(re100, shared_data):
     du, dv = _centreline_deviation(re100, _ghia(shared_data, 100.0))
     # Ghia's 129 x 129 table is itself good to ~1e-2; we measured 4.3e-3 (u) and 8.4e-3 (v).
     assert du <= 1e-2 and dv <= 1e-2, (du, dv)
 
 
+@pytest.mark.slow
 def test_re400_centrelines_match_ghia(shared_data):
     du, dv = _centreline_deviation(solve_cavity(400.0, num_points=129), _ghia(shared_data, 400.0))
     assert du <= 1e-2 and dv <= 1e-2, (du, dv)
 
 
+@pytest.mark.slow
 def test_re1000_centrelines_match_ghia(re1000, shared_data):
     du, dv = _centreline_deviation(re1000, _ghia(shared_data, 1000.0))
     # Measured 1.4e-2 (u) and 7.9e-3 (v); at 257 points u moves closer to Ghia (2.9e-3) but v moves away
@@ -143,6 +146,7 @@ def test_pressure_gradient_balances_the_momentum_equation(which, request):
     assert horizontal < 0.05 and vertical < 0.05, (horizontal, vertical)
 
 
+@pytest.mark.slow
 def test_grid_refinement_is_second_order():
     # The minimum of psi (the main vortex strength) converges at the scheme's order: errors shrink ~4x per
     # halving of h, so successive differences do too.

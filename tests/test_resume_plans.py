@@ -52,6 +52,7 @@ def assert_same_run(resumed, straight) -> None:
 
 
 @pytest.mark.parametrize("step", [10, 20], ids=["before-the-switch", "at-the-switch"])
+@pytest.mark.slow
 def test_resuming_across_the_stage_switch_ends_as_one_run(straight, step):
     config, folder, result = straight
     resumed = run(config, resume_from=checkpoint_path(folder, step))

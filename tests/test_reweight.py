@@ -158,6 +158,7 @@ def test_indices_scatter_by_hand():
 
 @FAST
 @given(st.data())
+@pytest.mark.slow
 def test_indices_touch_only_their_entries(data):
     size = 8
     indices = data.draw(st.lists(st.integers(0, size - 1), min_size=1, max_size=size, unique=True))

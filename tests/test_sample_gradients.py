@@ -43,6 +43,7 @@ def test_exact_matches_a_linear_model_by_hand():
     np.testing.assert_allclose(norms, np.sqrt(np.sum(np.asarray(x) ** 2, axis=1) + 9.0), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_exact_matches_flattened_jacobian(mlp_problem):
     model, residual_fn = mlp_problem
     norms = sample_gradient_norms(residual_fn, model, None, exact=True)
@@ -50,6 +51,7 @@ def test_exact_matches_flattened_jacobian(mlp_problem):
     np.testing.assert_allclose(norms, _exact_by_hand(model, residual_fn), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_squared_estimate_is_unbiased(mlp_problem):
     model, residual_fn = mlp_problem
     exact_squared = _exact_by_hand(model, residual_fn) ** 2
@@ -64,6 +66,7 @@ def test_squared_estimate_is_unbiased(mlp_problem):
     np.testing.assert_allclose(relative_std.mean(), 0.5, rtol=0.15)
 
 
+@pytest.mark.slow
 def test_relative_error_shrinks_like_one_over_sqrt_projections(mlp_problem):
     model, residual_fn = mlp_problem
     exact_squared = _exact_by_hand(model, residual_fn) ** 2

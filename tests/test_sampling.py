@@ -100,6 +100,7 @@ def test_resampling_rejects_bad_vrba_options_naming_them(bad):
     assert repr(value) in str(error.value)
 
 
+@pytest.mark.slow
 def test_training_with_resampling_moves_the_points_and_keeps_going():
     problem = problems.get("burgers")
     points = problem.sample(jax.random.key(0), 300)
@@ -130,6 +131,7 @@ def test_forgetting_the_loss_resets_the_line_search_cache_and_the_secant_pair():
                                   optax.tree.get(state, "inverse_hessian"))
 
 
+@pytest.mark.slow
 def test_the_learning_rate_search_picks_the_lowest_training_loss():
     problem = problems.get("helmholtz", grid_size=11)
     points = problem.sample(jax.random.key(0), 200)

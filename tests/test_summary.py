@@ -39,6 +39,7 @@ def as_json(summary: RunSummary) -> str:
     return jsonio.dumps(summary.to_dict())
 
 
+@pytest.mark.slow
 def test_the_summary_dict_has_the_keys_in_the_order_summarize_gave(adam_run, two_stage_run):
     config, result = adam_run
     summary = summarize(config, result)
@@ -80,6 +81,7 @@ def test_summarize_stays_importable_from_experiment():
     assert pinnkit.experiment.summarize is summarize
 
 
+@pytest.mark.slow
 def test_a_finished_run_completes_and_a_diverging_one_says_why():
     problem = pinnkit.problems.get("helmholtz", grid_size=21)
     points = problem.sample(jax.random.key(0), 100)

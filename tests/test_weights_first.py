@@ -56,6 +56,7 @@ def _by_hand(config: RunConfig, weights_first: bool, normalize: str):
 
 
 @pytest.mark.parametrize("weights_first", [True, False])
+@pytest.mark.slow
 def test_a_run_takes_the_steps_of_its_order(weights_first):
     config = _config(weights_first)
     result = run(config)

@@ -1,8 +1,10 @@
 """Run a grid of (optimizer plan x reweighting x seed) on one problem and gather tidy results.
 
 Every run of a comparison shares the problem, the collocation points, the SNR batches, the reference, the network
-architecture and the step budget; they are built once (once per precision). The seeds change the network
-initialisation only and run together in one vmapped program. A plan such as ``"adam+lbfgs"`` runs Adam until
+architecture and the step budget; they are built once (once per precision). The runs of one plan that differ
+only in numbers (the seed, the learning rate, whether the reweighting moves: "none" is the grid's reweighting held
+at weight 1) are variants of one program and train together, vmapped (:mod:`pinnkit.variants`); two reweighting
+schemes are two programs. A plan such as ``"adam+lbfgs"`` runs Adam until
 ``switch_step`` (default: half the budget), then L-BFGS, the reweighting weights carried over.
 """
 
@@ -17,12 +19,13 @@ import jax
 import numpy as np
 
 from pinnkit.engine import LogSchedule, Probes, TrainResult
-from pinnkit.experiment import RunConfig, Setup, resolve_learning_rate, run_stacked, setup, summarize
+from pinnkit.experiment import RunConfig, Setup, resolve_learning_rates, run_variants, setup, summarize
 from pinnkit.history import History
 from pinnkit.optimizers import FIRST_ORDER_OPTIMIZERS, REWEIGHTINGS, check_reweighting_options, reweighting_options
 from pinnkit.paper_cases import PAPER_CASES, PAPER_STEPS
 from pinnkit.plans import parse_plan
 from pinnkit.summary import RunSummary
+from pinnkit.variants import Variant, variant_groups
 
 __all__ = ["CompareConfig", "CompareRun", "PRESETS", "aggregate", "compare", "preset"]
 
@@ -242,31 +245,38 @@ def compare(config: CompareConfig, *, callback: Callable[[str, int, int], Any] |
     setups: dict[bool, Setup] = {}
     runs: list[CompareRun] = []
     for plan in config.optimizers:
-        for reweight in config.reweights:
-            if cells is not None and (plan, reweight) not in cells:
-                continue
-            run_config = config.run_config(plan, reweight)
-            label = f"{plan}/{reweight}"
+        chosen = [reweight for reweight in config.reweights if cells is None or (plan, reweight) in cells]
+        for group in variant_groups(chosen) if chosen else []:
+            scheme = next((name for name in group if name != "none"), "none")
+            run_config = config.run_config(plan, scheme)
+            label = f"{plan}/{'+'.join(group)}"
             progress = (lambda step, row, label=label: callback(label, step, config.steps)) if callback else None
             double = run_config.double_precision
             with jax.enable_x64(double):
                 if double not in setups:
                     setups[double] = setup(run_config)
                 built = setups[double]
-                run_config, search = resolve_learning_rate(run_config, built, seed=seeds[0])
+                rates, searches = resolve_learning_rates(run_config, built, group, seed=seeds[0])
+                variants = [Variant(seed, reweight, rates[reweight]) for reweight in group for seed in seeds]
                 if run_config.plan_spec().switch_at is not None or run_config.resampling is not None:
                     # A switch decided by each run's own history, or points redrawn for each model: one at a time.
-                    results = [run_stacked(run_config, built, [seed], callback=progress)[0] for seed in seeds]
+                    results = [run_variants(run_config, built, [variant], callback=progress)[0]
+                               for variant in variants]
                 else:
-                    results = run_stacked(run_config, built, seeds, callback=progress)
-            for seed, result in zip(seeds, results, strict=True):
-                finished = CompareRun(run_name(config.problem, plan, reweight, seed),
-                                      summarize(run_config, result, seed=seed), result.history, result,
+                    results = run_variants(run_config, built, variants, callback=progress)
+            for variant, result in zip(variants, results, strict=True):
+                own = dataclasses.replace(config.run_config(plan, variant.reweight),
+                                          learning_rate=variant.learning_rate)
+                search = searches[variant.reweight] if searches is not None else None
+                finished = CompareRun(run_name(config.problem, plan, variant.reweight, variant.seed),
+                                      summarize(own, result, seed=variant.seed), result.history, result,
                                       search.as_dict() if search is not None else None)
                 runs.append(finished)
                 if on_run is not None:
                     on_run(finished)
-    return runs
+    order = {(plan, reweight): index for index, (plan, reweight) in
+             enumerate((plan, reweight) for plan in config.optimizers for reweight in config.reweights)}
+    return sorted(runs, key=lambda run: (order[run.summary.optimizer, run.summary.reweight], run.summary.seed))
 
 
 def aggregate(summaries: Sequence[RunSummary | Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -37,10 +37,11 @@ from pinnkit.problems.base import SAMPLERS, Points, Problem
 from pinnkit.sampling import Resampling
 from pinnkit.summary import summarize  # re-exported: summarize was defined here
 from pinnkit.validation import integer
+from pinnkit.variants import Variant, set_variant_numbers
 
 __all__ = [
-    "ARCHITECTURES", "RunConfig", "Setup", "init_models", "initial_state", "model_for", "plan_for", "run",
-    "run_stacked", "setup", "summarize",
+    "ARCHITECTURES", "RunConfig", "Setup", "init_models", "initial_state", "model_for", "plan_for",
+    "resolve_learning_rate", "resolve_learning_rates", "run", "run_stacked", "run_variants", "setup", "summarize",
 ]
 
 ARCHITECTURES = ("mlp", "modified-mlp")
@@ -330,9 +331,10 @@ def model_for(config: RunConfig, problem: Problem, key: jax.Array, dtype=None):
     )
 
 
-def plan_for(config: RunConfig) -> Plan:
+def plan_for(config: RunConfig, *, per_model: bool = False) -> Plan:
     """The optimizer plan of a config: its stages' optax transforms, reweighting and learning rate included
-    (a ``learning_rate="auto"`` must have been resolved, :func:`resolve_learning_rate`).
+    (a ``learning_rate="auto"`` must have been resolved, :func:`resolve_learning_rate`). ``per_model``: built for
+    stacked variants (:mod:`pinnkit.variants`).
 
     Example:
         >>> [stage.name for stage in plan_for(RunConfig(optimizer="adam+lbfgs", steps=10)).stages]
@@ -342,7 +344,7 @@ def plan_for(config: RunConfig) -> Plan:
                       reweight_options=config.reweight_options, hold_every=config.hold_every,
                       line_search_reweight_options=config.line_search_reweight_options,
                       weights_first=config.weights_first, learning_rate=config.learning_rate,
-                      schedule=config.schedule)
+                      schedule=config.schedule, per_model=per_model)
 
 
 def init_models(config: RunConfig, problem: Problem, seeds: Sequence[int], dtype=None):
@@ -376,18 +378,33 @@ def resolve_learning_rate(config: RunConfig, built: Setup, seed: int | None = No
     The search trains the network of ``seed`` (default: the config's) with each candidate for min(300, the first
     stage's steps) steps, with the run's reweighting, and keeps the lowest final unweighted training loss.
     """
-    if config.learning_rate != "auto":
+    rates, searches = resolve_learning_rates(config, built, (config.reweight,), seed)
+    if searches is None:
         return config, None
-    from pinnkit.lr_search import search_learning_rate
+    return dataclasses.replace(config, learning_rate=rates[config.reweight]), searches[config.reweight]
+
+
+def resolve_learning_rates(config: RunConfig, built: Setup, reweights: Sequence[str], seed: int | None = None
+                           ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """:func:`resolve_learning_rate` for the variants of a run that differ in their reweighting (``"none"`` and
+    ``config.reweight``), searched together as one vmapped program.
+
+    Returns:
+        The learning rate of each reweighting, and the searches (None: ``config.learning_rate`` was not
+        ``"auto"``, and every reweighting keeps it).
+    """
+    if config.learning_rate != "auto":
+        return {reweight: config.learning_rate for reweight in reweights}, None
+    from pinnkit.lr_search import search_learning_rates
 
     spec = config.plan_spec()
     name, stage_steps = next((name, count) for name, count in spec.stages if name in FIRST_ORDER_OPTIMIZERS)
     model, _ = init_models(config, built.problem, [config.seed if seed is None else seed], built.dtype)
-    found = search_learning_rate(
+    found = search_learning_rates(
         built.problem, model, built.points, optimizer=name, steps=min(300, stage_steps), schedule=config.schedule,
-        reweight=config.reweight, num_samples=config.points, reweight_options=config.reweight_options,
+        reweights=tuple(reweights), num_samples=config.points, reweight_options=config.reweight_options,
         reference=built.reference)
-    return dataclasses.replace(config, learning_rate=found.learning_rate), found
+    return {reweight: search.learning_rate for reweight, search in found.items()}, found
 
 
 def run_stacked(config: RunConfig, built: Setup, seeds: Sequence[int], *, callback=None, checkpoint=None,
@@ -396,9 +413,57 @@ def run_stacked(config: RunConfig, built: Setup, seeds: Sequence[int], *, callba
     ``learning_rate="auto"`` must have been resolved, :func:`resolve_learning_rate`)."""
     if config.learning_rate == "auto":
         raise ValueError("resolve learning_rate='auto' first (pinnkit.experiment.resolve_learning_rate)")
+    return _fit_stacked(config, built, seeds, plan_for(config), callback=callback, checkpoint=checkpoint,
+                        opt_state=opt_state, start_step=start_step, histories=histories, params=params)
+
+
+def run_variants(config: RunConfig, built: Setup, variants: Sequence[Variant], *, callback=None
+                 ) -> list[TrainResult]:
+    """Train runs of ``config`` that differ only in their seed, their first-order learning rate and whether they
+    reweight, as one stacked program (:mod:`pinnkit.variants`; inside the config's precision).
+
+    ``config.reweight`` is the stack's reweighting: each variant's ``reweight`` is it or ``"none"`` (its weights
+    held at 1). A variant's ``learning_rate`` None takes ``config.learning_rate`` (which must be resolved).
+
+    Raises:
+        ValueError: a variant's reweighting is neither, or no variant is given.
+
+    Example:
+        >>> from pinnkit.variants import Variant
+        >>> config = RunConfig(reweight="rba", steps=10, points=100, width=8, depth=1, log=LogSchedule(10),
+        ...                    probes=Probes(snr_batches=10))
+        >>> with jax.enable_x64(False):
+        ...     results = run_variants(config, setup(config), [Variant(0, "none"), Variant(0, "rba", 1e-2)])
+        >>> [result.status for result in results]
+        ['completed', 'completed']
+    """
+    if not variants:
+        raise ValueError("variants must not be empty")
+    if config.learning_rate == "auto" and any(variant.learning_rate is None for variant in variants):
+        raise ValueError("resolve learning_rate='auto' first (pinnkit.experiment.resolve_learning_rates)")
+    for variant in variants:
+        if variant.reweight not in ("none", config.reweight):
+            raise ValueError(f"a variant of a {config.reweight!r} stack reweights with {config.reweight!r} or "
+                             f"'none', got {variant.reweight!r}")
+    reweighting = None if config.reweight == "none" else [variant.reweight != "none" for variant in variants]
+    rates = [variant.learning_rate if variant.learning_rate is not None else config.learning_rate
+             for variant in variants]
+
+    def stage_state(index, state, first):
+        del index
+        return set_variant_numbers(state, reweighting=reweighting, learning_rates=rates, fresh=first)
+
+    if config.learning_rate == "auto":  # every variant has its own: the built rate is a placeholder
+        config = dataclasses.replace(config, learning_rate=next(rate for rate in rates if rate is not None))
+    return _fit_stacked(config, built, [variant.seed for variant in variants], plan_for(config, per_model=True),
+                        callback=callback, stage_state=stage_state)
+
+
+def _fit_stacked(config: RunConfig, built: Setup, seeds: Sequence[int], plan: Plan, *, callback=None,
+                 checkpoint=None, opt_state=None, start_step: int = 0, histories=None, params=None,
+                 stage_state=None) -> list[TrainResult]:
     model, initial = init_models(config, built.problem, seeds, built.dtype)
     params = initial if params is None else params
-    plan = plan_for(config)
     mesh = None
     if config.devices > 1:
         from pinnkit.distributed import data_mesh
@@ -409,7 +474,7 @@ def run_stacked(config: RunConfig, built: Setup, seeds: Sequence[int], *, callba
         built.problem, model, plan, built.points, params, steps=config.steps, opt_state=opt_state, log=config.log,
         probes=config.probes, snr_key=built.snr_key, start_step=start_step, histories=histories,
         reference=built.reference, callback=callback, checkpoint=checkpoint, mesh=mesh,
-        resampling=config.resampling, resampling_key=resampling_key)
+        resampling=config.resampling, resampling_key=resampling_key, stage_state=stage_state)
 
 
 def run(

@@ -16,14 +16,14 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
 
 from pinnkit.engine import LogSchedule, Outcome, Probes, columns, fit_stacked
-from pinnkit.optimizer_registry import FIRST_ORDER_OPTIMIZERS, BuildOptions, optimizer_spec
-from pinnkit.optimizers import make_reweighting, paper_schedule
+from pinnkit.optimizer_registry import FIRST_ORDER_OPTIMIZERS, optimizer_spec
+from pinnkit.optimizers import make_optimizer
 from pinnkit.validation import real
+from pinnkit.variants import set_variant_numbers
 
-__all__ = ["CANDIDATES", "LearningRateSearch", "search_learning_rate"]
+__all__ = ["CANDIDATES", "LearningRateSearch", "search_learning_rate", "search_learning_rates"]
 
 CANDIDATES = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 1e-5, 1e-6)
 
@@ -45,19 +45,6 @@ class LearningRateSearch:
     def as_dict(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate, "steps": self.steps,
                 "losses": {f"{rate:g}": loss for rate, loss in self.losses.items()}}
-
-
-def _sweepable(name: str, schedule: str, momentum: float, reweight: str, num_samples,
-               reweight_options: Mapping[str, Any] | None):
-    """The named first-order optimizer with its base learning rate as a state leaf (``step_size``): its registry
-    entry's step-size-free ``direction``, then the schedule's decay, then the rate."""
-    decay = paper_schedule(1.0) if schedule == "paper" else (lambda count: jnp.ones(()))
-    direction = optimizer_spec(name).direction(BuildOptions(momentum=momentum))
-    base = optax.chain(direction, optax.scale_by_schedule(decay),
-                       optax.inject_hyperparams(optax.scale)(step_size=-1.0))
-    if reweight == "none":
-        return optax.with_extra_args_support(base)
-    return optax.chain(make_reweighting(reweight, num_samples, **dict(reweight_options or {})), base)
 
 
 def search_learning_rate(problem, model, points, *, optimizer: str = "adam", candidates: Sequence[float] = CANDIDATES,
@@ -96,26 +83,72 @@ def search_learning_rate(problem, model, points, *, optimizer: str = "adam", can
         >>> found.learning_rate in (1e-2, 1e-3)
         True
     """
+    return search_learning_rates(problem, model, points, optimizer=optimizer, candidates=candidates, steps=steps,
+                                 schedule=schedule, momentum=momentum, reweights=(reweight,),
+                                 num_samples=num_samples, reweight_options=reweight_options,
+                                 reference=reference)[reweight]
+
+
+def search_learning_rates(problem, model, points, *, optimizer: str = "adam",
+                          candidates: Sequence[float] = CANDIDATES, steps: int = 300, schedule: str = "paper",
+                          momentum: float = 0.9, reweights: Sequence[str] = ("none",), num_samples=None,
+                          reweight_options: Mapping[str, Any] | None = None,
+                          reference=None) -> dict[str, LearningRateSearch]:
+    """:func:`search_learning_rate` for the variants of one run at once: with and without reweighting.
+
+    The ``len(candidates) * len(reweights)`` trainings are one vmapped program (:mod:`pinnkit.variants`: the
+    "none" variants hold their weights at 1). ``reweights`` holds ``"none"`` and at most one other reweighting.
+
+    Returns:
+        The search of each reweighting, by name.
+
+    Raises:
+        ValueError: as :func:`search_learning_rate`; two reweightings besides "none", or a repeated one.
+
+    Example:
+        >>> import jax, pinnkit
+        >>> problem = pinnkit.problems.get("helmholtz", grid_size=11)
+        >>> points = problem.sample(jax.random.key(0), 100)
+        >>> model = pinnkit.nn.MLP(2, 1, width=8, depth=1, key=jax.random.key(1))
+        >>> found = search_learning_rates(problem, model, points, candidates=(1e-2, 1e-3), steps=5,
+        ...                               reweights=("none", "rba"), num_samples=100)
+        >>> sorted(found), found["rba"].learning_rate in (1e-2, 1e-3)
+        (['none', 'rba'], True)
+    """
     if optimizer not in FIRST_ORDER_OPTIMIZERS or optimizer_spec(optimizer).direction is None:
         searchable = [name for name in FIRST_ORDER_OPTIMIZERS if optimizer_spec(name).direction is not None]
         raise ValueError(f"a learning-rate search needs a first-order optimizer {searchable}, got {optimizer!r}")
     candidates = [real("candidate learning rate", rate, low=0, low_open=True) for rate in candidates]
     if not candidates:
         raise ValueError("candidates must hold at least one learning rate")
-    transform = _sweepable(optimizer, schedule, momentum, reweight, num_samples, reweight_options)
+    reweights = list(reweights)
+    schemes = sorted({name for name in reweights if name != "none"})
+    if len(schemes) > 1 or len(set(reweights)) != len(reweights) or not reweights:
+        raise ValueError(f"reweights must hold 'none' and at most one other reweighting, once each; got {reweights}")
+    scheme = schemes[0] if schemes else "none"
+    transform = make_optimizer(optimizer, learning_rate=1.0, schedule=schedule, momentum=momentum,
+                               reweight=scheme, num_samples=num_samples, reweight_options=reweight_options,
+                               per_model=True)
+    variants = [(reweight, rate) for reweight in reweights for rate in candidates]
     params = eqx.filter(model, eqx.is_inexact_array)
-    stacked = jax.tree_util.tree_map(lambda leaf: jnp.stack([leaf] * len(candidates)), params)
-    state = jax.vmap(transform.init)(stacked)
-    dtype = jax.tree_util.tree_leaves(params)[0].dtype
-    state = optax.tree.set(state, step_size=-jnp.asarray(candidates, dtype))
+    stacked = jax.tree_util.tree_map(lambda leaf: jnp.stack([leaf] * len(variants)), params)
+    state = set_variant_numbers(
+        jax.vmap(transform.init)(stacked), learning_rates=[rate for _, rate in variants], fresh=True,
+        reweighting=None if scheme == "none" else [reweight != "none" for reweight, _ in variants])
     results = fit_stacked(problem, model, transform, points, stacked, steps=steps, opt_state=state,
                           log=LogSchedule(steps), probes=Probes(snr_batches=0), reference=reference)
-    losses = {}
-    for rate, result in zip(candidates, results, strict=True):
-        loss = result.history.last(columns.MSE)
-        losses[rate] = loss if result.outcome is Outcome.COMPLETED and math.isfinite(loss) else math.nan
-    finite = {rate: loss for rate, loss in losses.items() if not math.isnan(loss)}
-    if not finite:
-        raise ValueError(f"every candidate learning rate {candidates} diverged within {steps} steps")
-    best = min(finite, key=lambda rate: (finite[rate], rate))
-    return LearningRateSearch(best, losses, steps)
+    found = {}
+    for reweight in reweights:
+        losses = {}
+        for (name, rate), result in zip(variants, results, strict=True):
+            if name != reweight:
+                continue
+            loss = result.history.last(columns.MSE)
+            losses[rate] = loss if result.outcome is Outcome.COMPLETED and math.isfinite(loss) else math.nan
+        finite = {rate: loss for rate, loss in losses.items() if not math.isnan(loss)}
+        if not finite:
+            raise ValueError(f"every candidate learning rate {candidates} diverged within {steps} steps "
+                             f"(reweighting {reweight!r})")
+        best = min(finite, key=lambda rate: (finite[rate], rate))
+        found[reweight] = LearningRateSearch(best, losses, steps)
+    return found

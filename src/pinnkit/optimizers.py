@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import jax.numpy as jnp
 import optax
 
 from pinnkit.optimizer_registry import (
@@ -84,6 +85,7 @@ def make_optimizer(
     hold_every: int | None = 1,
     momentum: float = 0.9,
     memory_size: int = 10,
+    per_model: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     """An optax optimizer by name (an entry of the optimizer registry), optionally behind a sample-reweighting
     transform.
@@ -101,9 +103,18 @@ def make_optimizer(
             come into the stage; see ``pinnkit.reweight.hold_weights``). 1: every update.
         momentum: SGD's heavy-ball momentum.
         memory_size: L-BFGS memory.
+        per_model: build it for a stack of runs that differ only in numbers (:mod:`pinnkit.variants`): a
+            first-order method's base learning rate becomes a state leaf ``step_size`` (``-learning_rate``, set per
+            model with ``optax.tree.set``), after its registry entry's ``direction`` and the schedule's decay;
+            reweighting weights that move become switchable per model (:func:`pinnkit.reweight.switchable_weights`).
+            With one model and the flag on it trains as ``per_model=False`` does, up to the rounding of
+            ``(u * decay) * rate`` against ``u * (rate * decay)``.
 
     Returns:
         An ``optax.GradientTransformationExtraArgs``.
+
+    Raises:
+        ValueError: a bad name or option; ``per_model`` for a first-order method without a ``direction``.
 
     Example:
         >>> import jax.numpy as jnp
@@ -121,8 +132,13 @@ def make_optimizer(
     rate = learning_rate
     if not spec.line_search:  # the schedule is the first-order methods' (a line search picks its own steps)
         rate = learning_rate if learning_rate is not None else spec.default_learning_rate
-        rate = paper_schedule(rate) if schedule == "paper" else rate
-    base = spec.build(BuildOptions(learning_rate=rate, momentum=momentum, memory_size=memory_size))
+        if per_model:
+            base = _rate_in_state(name, rate, schedule, momentum)
+        else:
+            base = spec.build(BuildOptions(learning_rate=paper_schedule(rate) if schedule == "paper" else rate,
+                                           momentum=momentum, memory_size=memory_size))
+    else:
+        base = spec.build(BuildOptions(learning_rate=rate, momentum=momentum, memory_size=memory_size))
     if reweight == "none":
         return optax.with_extra_args_support(base)
     if num_samples is None:
@@ -132,4 +148,20 @@ def make_optimizer(
         from pinnkit.reweight import hold_weights
 
         transform = hold_weights(transform, every=hold_every)
+    if per_model:  # held weights too: the flag then says whether they are a model's (see reweighting_on)
+        from pinnkit.reweight import switchable_weights
+
+        transform = switchable_weights(transform)
     return optax.chain(transform, base)
+
+
+def _rate_in_state(name: str, rate: float, schedule: str, momentum: float) -> optax.GradientTransformation:
+    """The first-order method ``name`` with its base learning rate as a state leaf (``step_size = -rate``): its
+    registry entry's step-size-free ``direction``, then the schedule's decay, then the rate."""
+    direction = optimizer_spec(name).direction
+    if direction is None:
+        raise ValueError(f"{name} has no step-size-free direction in its registry entry, so its learning rate "
+                         "cannot differ per model")
+    decay = paper_schedule(1.0) if schedule == "paper" else (lambda count: jnp.ones(()))
+    return optax.chain(direction(BuildOptions(momentum=momentum)), optax.scale_by_schedule(decay),
+                       optax.inject_hyperparams(optax.scale)(step_size=-rate))

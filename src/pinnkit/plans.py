@@ -265,7 +265,9 @@ def build_plan(spec: PlanSpec, *, reweight: str = "none", num_samples: int | Map
         weights_first: first-order stages advance the weights before each gradient (the paper code's order,
             :attr:`Stage.weights_first`).
         **optimizer_options: passed to :func:`pinnkit.optimizers.make_optimizer` (``learning_rate``,
-            ``schedule``, ...).
+            ``schedule``, ``per_model``, ...). In a plan with a first-order stage, ``learning_rate`` is that
+            stage's base rate and the line-search stages do without it (their line search picks the step); a
+            plan of line-search stages only takes it as the scale of their direction.
 
     Returns:
         A :class:`Plan`.
@@ -278,6 +280,7 @@ def build_plan(spec: PlanSpec, *, reweight: str = "none", num_samples: int | Map
     from pinnkit.optimizers import make_optimizer
 
     check_hold_every(hold_every)
+    first_order = any(not optimizer_spec(name).line_search for name, _ in spec.stages)
     stages = []
     for index, (name, count) in enumerate(spec.stages):
         hold: int | None = 1
@@ -285,8 +288,11 @@ def build_plan(spec: PlanSpec, *, reweight: str = "none", num_samples: int | Map
         if optimizer_spec(name).line_search:
             hold = (None if index > 0 else 1) if hold_every == "auto" else hold_every
             options.update(line_search_reweight_options or {})
+        stage_options = dict(optimizer_options)
+        if optimizer_spec(name).line_search and first_order:
+            stage_options.pop("learning_rate", None)
         optimizer = make_optimizer(name, reweight=reweight, num_samples=num_samples,
-                                   reweight_options=options, hold_every=hold, **optimizer_options)
+                                   reweight_options=options, hold_every=hold, **stage_options)
         switch_when = None
         if index == 0 and spec.switch_at == "equilibrium":
             switch_when = equilibrium_confirmed

@@ -95,7 +95,7 @@ def write_comparison(folder: str | os.PathLike, config: CompareConfig, runs: Seq
         The folder.
     """
     from pinnkit import problems
-    from pinnkit.reweight import sample_weights
+    from pinnkit.reweight import reweighting_on, sample_weights
 
     folder = Path(folder)
     (folder / "arrays").mkdir(exist_ok=True)
@@ -124,7 +124,7 @@ def write_comparison(folder: str | os.PathLike, config: CompareConfig, runs: Seq
     term = problem.collocation_terms[0]
     for run in runs:
         weights = sample_weights(run.result.opt_state)
-        if weights is None or run.summary.seed != 0:
+        if weights is None or not bool(reweighting_on(run.result.opt_state)) or run.summary.seed != 0:
             continue
         values = weights if not isinstance(weights, dict) else weights[term]
         _save_arrays(folder / "arrays" / f"weights_{run.name}.npz", points=np.asarray(run.result.points[term]),

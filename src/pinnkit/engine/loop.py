@@ -202,6 +202,7 @@ def fit_stacked(
     mesh=None,
     resampling=None,
     resampling_key: jax.Array | None = None,
+    stage_state: Callable[[int, Any, bool], Any] | None = None,
 ) -> list[TrainResult]:
     """Train K models of one architecture together through a plan (vmapped: several seeds in one program).
 
@@ -227,6 +228,10 @@ def fit_stacked(
         resampling: a :class:`pinnkit.sampling.Resampling` (RAD): redraw the collocation points every
             ``resampling.every`` steps (one model only; not with ``checkpoint``: the points are not saved).
         resampling_key: the key of the redraws (default ``jax.random.key(0)``).
+        stage_state: ``stage_state(stage_index, state, first)`` returns the stacked state a stage starts from,
+            given the one built for it (``first``: no stage came before, so nothing was carried over). Runs
+            stacked as variants set their per-model numbers here (:func:`pinnkit.variants.set_variant_numbers`).
+            Not called for a state handed in as ``opt_state``.
 
     Returns:
         One :class:`TrainResult` per model. A model whose loss or parameters become non-finite stops recording
@@ -294,6 +299,8 @@ def fit_stacked(
                 from pinnkit.reweight import transfer_reweighting
 
                 fresh = transfer_reweighting(carried_state, fresh)
+            if stage_state is not None:
+                fresh = stage_state(index, fresh, carried_state is None)
             opt_state = fresh
         opt_state = trainer.place(opt_state)
         params, opt_state, step = _run_stage(trainer, run, params, opt_state, start=step, end=end, stage=index,

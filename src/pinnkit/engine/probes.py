@@ -21,7 +21,7 @@ from pinnkit import diagnostics
 from pinnkit.engine import columns
 from pinnkit.engine.steps import Evaluation, Steps
 from pinnkit.problems.base import Points
-from pinnkit.reweight import sample_weights
+from pinnkit.reweight import reweighting_on, sample_weights
 from pinnkit.validation import choice, integer
 
 __all__ = ["Probes", "probe", "information"]
@@ -119,11 +119,13 @@ def probe(steps: Steps, error_fn: Callable, bins: int, params, opt_state, points
 def _homogeneity(steps: Steps, opt_state, points: Points, evaluation: Evaluation, bins: int) -> jax.Array:
     term = steps.collocation_terms[0]
     raw = sample_weights(opt_state)
+    # No weights (or weights switched off, held at 1): how evenly the (combined) residual magnitude spreads over
+    # the domain.
+    spread = sum(jnp.abs(evaluation.residuals[name]) for name in steps.collocation_terms)
     if raw is None:
-        # No weights: how evenly the (combined) residual magnitude spreads over the domain.
-        values = sum(jnp.abs(evaluation.residuals[name]) for name in steps.collocation_terms)
+        values = spread
     else:
-        values = raw[term] if isinstance(raw, dict) else raw
+        values = jnp.where(reweighting_on(opt_state), raw[term] if isinstance(raw, dict) else raw, spread)
     lower, upper = steps.problem.domain
     return diagnostics.residual_homogeneity(points[term], values, lower, upper, bins=bins)
 

@@ -11,7 +11,8 @@ Where things live:
 * ``transform``: the one machine (:func:`reweighting_transform`) that every scheme feeds with a target;
 * ``residual`` (:func:`rba`), ``variational`` (:func:`vrba`), ``gradient_aware``: the schemes;
 * ``registry``: the schemes by name (:data:`REWEIGHTINGS`, :func:`make_reweighting`, :func:`register_reweighting`);
-* ``holding``: :func:`hold_weights` (frozen, or advanced every K-th update);
+* ``holding``: :func:`hold_weights` (frozen, or advanced every K-th update), :func:`switchable_weights` (moving
+  by a flag of the state: stacked variants with and without reweighting);
 * ``stages``: :func:`required_extra_args`, :func:`weights_frozen`, :func:`transfer_reweighting`,
   :func:`carry_weights`; ``loss``: :func:`sample_weights`, :func:`weighted_mse`;
 * ``checks``, ``terms``: the hyperparameter checks and the per-term structure of the weights.
@@ -27,8 +28,8 @@ Example:
 """
 
 from pinnkit.reweight.gradient_aware import gradient_aware_rba
-from pinnkit.reweight.holding import hold_weights
-from pinnkit.reweight.loss import sample_weights, weighted_mse
+from pinnkit.reweight.holding import hold_weights, switchable_weights
+from pinnkit.reweight.loss import reweighting_on, sample_weights, weighted_mse
 from pinnkit.reweight.registry import (
     REWEIGHTINGS,
     ReweightingSpec,
@@ -48,6 +49,7 @@ from pinnkit.reweight.states import (
     GradientAwareRBAState,
     HeldWeightsState,
     RBAState,
+    SwitchableWeightsState,
     Weights,
     family_states,
 )
@@ -63,6 +65,7 @@ __all__ = [
     "HeldWeightsState",
     "RBAState",
     "ReweightingSpec",
+    "SwitchableWeightsState",
     "Weights",
     "carry_weights",
     "check_reweighting_options",
@@ -77,9 +80,11 @@ __all__ = [
     "register_reweighting",
     "registered_reweighting",
     "required_extra_args",
+    "reweighting_on",
     "reweighting_options",
     "reweighting_transform",
     "sample_weights",
+    "switchable_weights",
     "transfer_reweighting",
     "unregister_reweighting",
     "vrba",

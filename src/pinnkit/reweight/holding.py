@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pinnkit.reweight.states import FrozenWeightsState, HeldWeightsState, family_states
+from pinnkit.reweight.states import FrozenWeightsState, HeldWeightsState, SwitchableWeightsState, family_states
 from pinnkit.validation import positive_int
 
-__all__ = ["hold_weights"]
+__all__ = ["hold_weights", "switchable_weights"]
 
 
 def hold_weights(
@@ -65,19 +65,8 @@ def hold_weights(
         >>> sample_weights(frozen)  # carried over, and held while L-BFGS runs
         Array([0.05, 0.1 ], dtype=float32)
     """
-    if not (callable(getattr(transform, "init", None)) and callable(getattr(transform, "update", None))):
-        raise TypeError(f"transform must be an optax gradient transformation, got {transform!r}")
     period = positive_int("every", every, none=True, error=TypeError)
-    inner = optax.with_extra_args_support(transform)
-
-    def checked_init(params: optax.Params) -> optax.OptState:
-        state = inner.init(params)
-        if not family_states(state):
-            raise TypeError(
-                f"hold_weights wraps an RBA-family transform (rba, vrba, gradient_aware_rba); the state of "
-                f"{transform!r} holds none"
-            )
-        return state
+    inner, checked_init = _checked(transform, "hold_weights")
 
     if period is None:
 
@@ -115,3 +104,64 @@ def hold_weights(
         return updates, HeldWeightsState(inner=new_inner, count=count)
 
     return optax.GradientTransformationExtraArgs(held_init, held_update)
+
+
+def switchable_weights(transform: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+    """A reweighting transform whose weights move only while a flag of its state is on.
+
+    The state is :class:`SwitchableWeightsState` ``(inner, on)``, ``on`` True at ``init``: then ``update`` is the
+    wrapped transform's. With ``on`` False the wrapped state stays as it is. Stacked runs that differ only in
+    whether they reweight (:mod:`pinnkit.variants`) set the flag per model: a model with the flag off and all its
+    weights 1 trains as the run without reweighting, since ``mean((1 * r) ** 2)`` is ``mean(r ** 2)`` bit for bit,
+    inside the same vmapped program as its reweighted peers. ``updates`` pass through unchanged.
+
+    Args:
+        transform: a transform of the RBA family, possibly inside :func:`hold_weights` (``every=K``) or
+            ``optax.inject_hyperparams``.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs`` with state :class:`SwitchableWeightsState`.
+
+    Raises:
+        TypeError: ``transform`` is not a gradient transformation or its state holds no RBA-family state.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from pinnkit.reweight import rba, sample_weights, switchable_weights
+        >>> transform = switchable_weights(rba(2, eta=0.1, gamma=0.5))
+        >>> state = transform.init(None)._replace(on=jnp.zeros((), bool))
+        >>> _, state = transform.update(None, state, residuals=jnp.array([1.0, 2.0]))
+        >>> sample_weights(state)
+        Array([0., 0.], dtype=float32)
+    """
+    inner, checked_init = _checked(transform, "switchable_weights")
+
+    def init(params: optax.Params) -> SwitchableWeightsState:
+        return SwitchableWeightsState(inner=checked_init(params), on=jnp.ones((), bool))
+
+    def update(
+        updates: optax.Updates, state: SwitchableWeightsState, params: optax.Params | None = None, **extra_args: Any
+    ) -> tuple[optax.Updates, SwitchableWeightsState]:
+        _, advanced = inner.update(updates, state.inner, params, **extra_args)
+        kept = jax.tree.map(lambda new, old: jnp.where(state.on, new, old), advanced, state.inner)
+        return updates, SwitchableWeightsState(inner=kept, on=state.on)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+def _checked(transform: Any, wrapper: str):
+    """The transform with extra-args support, and an ``init`` that checks it holds an RBA-family state."""
+    if not (callable(getattr(transform, "init", None)) and callable(getattr(transform, "update", None))):
+        raise TypeError(f"transform must be an optax gradient transformation, got {transform!r}")
+    inner = optax.with_extra_args_support(transform)
+
+    def checked_init(params: optax.Params) -> optax.OptState:
+        state = inner.init(params)
+        if not family_states(state):
+            raise TypeError(
+                f"{wrapper} wraps an RBA-family transform (rba, vrba, gradient_aware_rba); the state of "
+                f"{transform!r} holds none"
+            )
+        return state
+
+    return inner, checked_init

@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, ArrayLike
 
-from pinnkit.reweight.states import FAMILY_STATE_NAMES, Weights
+from pinnkit.reweight.states import FAMILY_STATE_NAMES, SwitchableWeightsState, Weights
 
-__all__ = ["sample_weights", "weighted_mse"]
+__all__ = ["reweighting_on", "sample_weights", "weighted_mse"]
 
 
 def _is_rba_weights(path: tuple, value: Any) -> bool:
@@ -58,6 +58,35 @@ def sample_weights(opt_state: optax.OptState) -> Weights | None:
             "opt_state holds more than one RBA-family state; read the one you mean with "
             "optax.tree.get_all_with_path(opt_state, 'weights')"
         ) from None
+
+
+def _is_switch(path: tuple, value: Any) -> bool:
+    del value
+    last = path[-1] if path else None
+    return isinstance(last, optax.tree_utils.NamedTupleKey) and last.tuple_name == SwitchableWeightsState.__name__
+
+
+def reweighting_on(opt_state: optax.OptState) -> Array | bool:
+    """Whether the weights inside ``opt_state`` take part in training: False without an RBA-family state, the
+    flag of a :func:`~pinnkit.reweight.switchable_weights` wrapper (an array: one per model when stacked; a model
+    with it off trains as the run without reweighting, its weights held at 1), else True.
+
+    Example:
+        >>> import jax.numpy as jnp, optax
+        >>> from pinnkit.reweight import rba, switchable_weights
+        >>> reweighting_on(optax.adam(1e-3).init(jnp.zeros(2))), reweighting_on(rba(3).init(None))
+        (False, True)
+        >>> bool(reweighting_on(switchable_weights(rba(3)).init(None)))
+        True
+    """
+    if sample_weights(opt_state) is None:
+        return False
+    flags = optax.tree_utils.tree_get_all_with_path(opt_state, "on", _is_switch)
+    if not flags:
+        return True
+    if len(flags) > 1:
+        raise ValueError("opt_state holds more than one switchable reweighting")
+    return flags[0][1]
 
 
 def weighted_mse(

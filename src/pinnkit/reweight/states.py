@@ -21,6 +21,7 @@ __all__ = [
     "GradientAwareRBAState",
     "HeldWeightsState",
     "RBAState",
+    "SwitchableWeightsState",
     "Weights",
     "family_states",
 ]
@@ -105,6 +106,23 @@ class HeldWeightsState(NamedTuple):
 
     inner: optax.OptState
     count: Array  # int32 scalar
+
+
+class SwitchableWeightsState(NamedTuple):
+    """State of ``switchable_weights(transform)``.
+
+    Attributes:
+        inner: the state of the wrapped transform, advanced only while ``on``.
+        on: whether the weights move (bool scalar, True at ``init``; one per model once stacked).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> bool(SwitchableWeightsState(inner=(), on=jnp.ones((), bool)).on)
+        True
+    """
+
+    inner: optax.OptState
+    on: Array  # bool scalar
 
 
 #: The names of the state types that hold weights (what ``sample_weights`` filters ``optax.tree.get`` by).
