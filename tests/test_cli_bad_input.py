@@ -185,7 +185,13 @@ def refused_saying(args, *needles):
     (["compare", "--snr-batches", "-3"], ["--snr-batches", "got -3"]),
     (["train", "--reweight", "rba", "--reweight-option", "phi=2"],
      ["error: --reweight-option phi: rba takes no option 'phi'; its options are eta, gamma, "]),
-], ids=["train-log-every", "train-snr-batches", "compare-snr-batches", "train-reweight-option"])
+    (["compare", "--lr", "adam=3e-3,lbfgs=1"], ["'lbfgs'", "not a first-order optimizer"]),
+    (["compare", "--lr", "adam=fast"], ["--lr", "adam=fast", "name=rate pairs"]),
+    (["compare", "--lr", "adam=1e-3,adam=1e-2"], ["--lr", "name=rate pairs"]),
+    (["compare", "--lr", "sgd=-1"], ["learning rate", "got -1"]),
+    (["train", "--lr", "adam=1e-3"], ["--lr adam=1e-3", "rates per optimizer are for compare"]),
+], ids=["train-log-every", "train-snr-batches", "compare-snr-batches", "train-reweight-option", "compare-lr-name",
+        "compare-lr-value", "compare-lr-twice", "compare-lr-negative", "train-lr-pairs"])
 def test_messages_name_the_flag(files, args, needles):
     out = Path(tempfile.mkdtemp(dir=files)) / "run"
     refused_saying([*args, "--out", out], *needles)

@@ -167,3 +167,41 @@ def test_searching_with_and_without_reweighting_together_is_each_search_alone(mo
                                    rtol=1e-5)
     with pytest.raises(ValueError, match="at most one other reweighting"):
         search_learning_rates(built.problem, model, built.points, reweights=("rba", "vrba"), num_samples=120)
+
+
+def test_a_comparison_searches_a_first_order_stage_once_and_returns_its_runs_in_grid_order(monkeypatch):
+    import importlib
+
+    compare_module = importlib.import_module("pinnkit.compare")
+    searches = []
+    original = compare_module.resolve_learning_rates
+
+    def counting(config, built, reweights, seed=None):
+        searches.append((config.optimizer, tuple(reweights)))
+        return original(config, built, reweights, seed)
+
+    monkeypatch.setattr(compare_module, "resolve_learning_rates", counting)
+    monkeypatch.setattr("pinnkit.lr_search.SEARCH_STEPS", 2)  # both Adam stages (6 and 3 steps) search 2 steps
+    config = compare_module.CompareConfig(optimizers=("adam", "adam+lbfgs"), reweights=("rba", "none"), steps=6,
+                                          points=60, width=8, depth=1, learning_rate="auto",
+                                          log=LogSchedule(3), probes=Probes(snr_batches=6))
+    runs = compare_module.compare(config)
+    assert searches == [("adam", ("rba", "none"))]  # the Adam stage of adam+lbfgs takes the same search
+    assert [(run.summary.optimizer, run.summary.reweight) for run in runs] == [
+        ("adam", "rba"), ("adam", "none"), ("adam+lbfgs", "rba"), ("adam+lbfgs", "none")]
+    rates = {(run.summary.optimizer, run.summary.reweight): run.summary.learning_rate for run in runs}
+    assert rates["adam", "rba"] == rates["adam+lbfgs", "rba"] and rates["adam", "none"] == rates["adam+lbfgs", "none"]
+
+
+def test_learning_rates_given_per_optimizer_reach_the_plans_that_begin_with_it():
+    from pinnkit.compare import CompareConfig
+
+    config = CompareConfig(optimizers=("adam", "sgd", "lbfgs", "adam+lbfgs"), learning_rate={"adam": 3e-3},
+                           steps=10)
+    assert config.run_config("adam", "rba").learning_rate == 3e-3
+    assert config.run_config("adam+lbfgs", "none").learning_rate == 3e-3
+    assert config.run_config("sgd", "rba").learning_rate is None  # the optimizer's default
+    assert config.run_config("lbfgs", "rba").learning_rate is None
+    assert config.to_dict()["learning_rate"] == {"adam": 3e-3}
+    with pytest.raises(ValueError, match="'lbfgs', not a first-order optimizer"):
+        CompareConfig(learning_rate={"lbfgs": 1.0})

@@ -100,7 +100,8 @@ def compare(
     switch_at: str = typer.Option(None, "--switch-at", help="'equilibrium': two-stage plans switch when the "
                                                             "online detector confirms diffusion equilibrium."),
     lr: str = typer.Option(None, "--lr", help="Base learning rate of first-order methods; 'auto': a short search "
-                                             "per plan and reweighting picks it from the training loss."),
+                                             "per first-order optimizer and reweighting picks it from the "
+                                             "training loss; or per optimizer: adam=3e-3,sgd=auto."),
     param: list[str] = typer.Option([], "--param", help="Problem parameter NAME=VALUE (repeatable)."),
     log_every: int = typer.Option(None, "--log-every", help="Steps between history rows (default 50)."),
     snr_batches: int = typer.Option(None, "--snr-batches", help="Batches of the gradient SNR (0: off)."),
@@ -176,7 +177,8 @@ def compare(
 
             runs_total = len(cells_of(config, 0, process_count()))
         with progress_bar() as progress:
-            overall = progress.add_task("comparison", total=runs_total * config.steps, status="")
+            steps_each = config.total_steps / (len(config.optimizers) * len(config.reweights))
+            overall = progress.add_task("comparison", total=round(runs_total * steps_each), status="")
             done: dict[str, int] = {}
 
             def advance(label: str, step: int, total: int) -> None:

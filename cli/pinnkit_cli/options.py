@@ -62,16 +62,32 @@ def parse_hold_every(text: str) -> int | str | None:
     return value
 
 
-def parse_learning_rate(text: str | None) -> float | str | None:
-    """``--lr``: a positive number, or ``auto``."""
+def parse_learning_rate(text: str | None) -> float | str | dict[str, float | str] | None:
+    """``--lr``: a positive number, ``auto``, or per first-order optimizer ``adam=3e-3,sgd=auto``."""
     if text is None:
         return None
-    if text.strip().lower() == "auto":
+    if "=" in text:
+        rates: dict[str, float | str] = {}
+        for part in text.split(","):
+            name, _, value = part.partition("=")
+            rate = _one_rate(value, text) if name.strip() else None
+            if rate is None or name.strip() in rates:
+                fail(f"--lr must be a number, 'auto' or name=rate pairs such as adam=3e-3,sgd=auto, got {text!r}")
+            rates[name.strip()] = rate
+        return rates
+    rate = _one_rate(text, text)
+    if rate is None:
+        fail(f"--lr must be a number, 'auto' or name=rate pairs such as adam=3e-3,sgd=auto, got {text!r}")
+    return rate
+
+
+def _one_rate(value: str, text: str) -> float | str | None:
+    if value.strip().lower() == "auto":
         return "auto"
     try:
-        return float(text)
+        return float(value)
     except ValueError:
-        fail(f"--lr must be a number or 'auto', got {text!r}")
+        return None
 
 
 def parse_value(text: str) -> float | int | bool | str:

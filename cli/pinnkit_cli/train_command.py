@@ -138,7 +138,7 @@ def train(
                 line_search_reweight_options=parse_params(line_search_reweight_option,
                                                           "--line-search-reweight-option"),
                 hold_every=parse_hold_every(hold_every), steps=steps,
-                learning_rate=parse_learning_rate(lr),
+                learning_rate=_one_learning_rate(lr),
                 schedule=schedule,
                 seed=seed, width=width, depth=depth, architecture=architecture, fourier_features=fourier_features,
                 periodic=periodic, resampling=parse_resampling(resample_every, resample_option),
@@ -386,3 +386,10 @@ def _check_devices(requested: int) -> None:
 
 
 __all__ = ["train"]
+
+
+def _one_learning_rate(text: str | None):
+    rate = parse_learning_rate(text)
+    if isinstance(rate, dict):
+        fail(f"--lr {text}: rates per optimizer are for compare; train runs one plan (give a number or 'auto')")
+    return rate

@@ -30,11 +30,17 @@ from pinnkit.variants import Variant, variant_groups
 __all__ = ["CompareConfig", "CompareRun", "PRESETS", "aggregate", "compare", "preset"]
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The default: first-order optimizers (learning rates picked by a short sweep), L-BFGS and a quasi-Newton plan
-    # (Adam then SSBroyden, float64), with and without RBA, in a few minutes on 2 CPU cores.
-    "quick": dict(problem="helmholtz", optimizers=("adam", "sgd", "lbfgs", "adam+ssbroyden"),
-                  reweights=("none", "rba"), steps=2000, seeds=1, width=32, depth=3, points=2000,
-                  learning_rate="auto"),
+    # The default: Adam and SGD, L-BFGS and a quasi-Newton plan (Adam then SSBroyden, float64), with and without
+    # RBA, each optimizer's pair one vmapped program. At this size Adam + RBA shows fitting -> diffusion ->
+    # equilibrium with the error fall at the equilibrium (docs/diagnostics.md); the line-search plans run shorter
+    # (their iterations cost 5-10 Adam steps); SGD learns nothing here at any rate tried, 1e-4 is one it survives.
+    "quick": dict(problem="helmholtz", optimizers=("adam", "sgd", "lbfgs:500", "adam:1000,ssbroyden:500"),
+                  reweights=("none", "rba"), steps=2000, seeds=1, width=32, depth=4, points=2000,
+                  learning_rate={"adam": 3e-3, "sgd": 1e-4}),
+    # The former default (learning rates searched, every plan 2000 steps): about 5.5 minutes.
+    "full": dict(problem="helmholtz", optimizers=("adam", "sgd", "lbfgs", "adam+ssbroyden"),
+                 reweights=("none", "rba"), steps=2000, seeds=1, width=32, depth=3, points=2000,
+                 learning_rate="auto"),
     # Allen-Cahn at CPU scale: RBA's plateau near 0.5 then a sharp fall as the SNR recovers; vanilla stays ~1.
     "phase-demo": dict(problem="allen-cahn", optimizers=("adam",), reweights=("none", "rba"), steps=40_000,
                        seeds=1, width=64, depth=4, points=2000, log=LogSchedule(200, dense_until=300)),
@@ -56,10 +62,14 @@ class CompareConfig:
         problem, problem_params: the problem.
         optimizers: optimizer plans (``"adam"``, ``"lbfgs"``, ``"adam+ssbroyden"``, ...; see :mod:`pinnkit.plans`).
         reweights: names from ``("none", "rba", "vrba", "gradient-aware")``.
-        steps: steps per run (one line-search step is one iteration, its line search included).
+        steps: steps per run (one line-search step is one iteration, its line search included); a plan whose
+            stages all give their length (``"lbfgs:300"``) runs its own total (:meth:`steps_of`).
         seeds: number of seeds (network initialisations), run vmapped together.
         switch_step, switch_at: where two-stage plans switch (see :class:`RunConfig`).
-        width, depth, points, learning_rate, float64, log, probes, normalize_inputs, fourier_features, periodic,
+        learning_rate: as in RunConfig (a number, ``"auto"`` or None for every plan), or a mapping from a
+            first-order optimizer's name to its rate (or ``"auto"``) for the plans whose first first-order stage it
+            is (``{"adam": 3e-3, "sgd": "auto"}``; a name it lacks takes the optimizer's default).
+        width, depth, points, float64, log, probes, normalize_inputs, fourier_features, periodic,
         architecture, reweight_options, resampling, weights_first: as in RunConfig.
     """
 
@@ -74,7 +84,7 @@ class CompareConfig:
     width: int = 64
     depth: int = 4
     points: int = 2000
-    learning_rate: float | str | None = None
+    learning_rate: float | str | Mapping[str, float | str] | None = None
     float64: bool | None = None
     log: LogSchedule = LogSchedule(every=50, dense_until=300)
     probes: Probes = Probes()
@@ -100,11 +110,16 @@ class CompareConfig:
             if name not in REWEIGHTINGS:
                 raise ValueError(f"unknown reweighting {name!r}; choose from {list(REWEIGHTINGS)}")
         self._check_reweight_options()
+        if isinstance(self.learning_rate, Mapping):
+            unknown = [name for name in self.learning_rate if name not in FIRST_ORDER_OPTIMIZERS]
+            if unknown:
+                raise ValueError(f"learning rates are given for {unknown[0]!r}, not a first-order optimizer "
+                                 f"{list(FIRST_ORDER_OPTIMIZERS)}")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds <= 0:
             raise ValueError(f"seeds must be a positive integer, got {self.seeds!r}")
         used_switch = False
         for plan in self.optimizers:
-            spec = parse_plan(plan, steps=self.steps, switch_step=self.switch_step if "+" in plan else None,
+            spec = parse_plan(plan, steps=self.steps_of(plan), switch_step=self.switch_step if "+" in plan else None,
                               switch_at=self.switch_at if "+" in plan else None)
             used_switch = used_switch or len(spec.stages) > 1 and "+" in plan
         if (self.switch_step is not None or self.switch_at is not None) and not used_switch:
@@ -140,19 +155,43 @@ class CompareConfig:
             except TypeError as error:
                 raise ValueError(f"{error} (every reweighting in the list must take it)") from None
 
+    def steps_of(self, plan: str) -> int:
+        """The steps of a plan's runs: the plan's own total when every stage gives its length (``"lbfgs:300"``,
+        ``"adam:1000,ssbroyden:300"``), else the grid's ``steps``.
+
+        Example:
+            >>> config = CompareConfig(optimizers=("adam", "lbfgs:300"), steps=1500)
+            >>> config.steps_of("adam"), config.steps_of("lbfgs:300")
+            (1500, 300)
+        """
+        try:
+            return sum(count for _, count in parse_plan(plan).stages)
+        except ValueError:
+            return self.steps
+
+    @property
+    def total_steps(self) -> int:
+        """The steps of every run of the grid together (one seed)."""
+        return sum(self.steps_of(plan) for plan in self.optimizers) * len(self.reweights)
+
     def run_config(self, optimizer: str, reweight: str, seed: int = 0) -> RunConfig:
         """The configuration of one run of the grid (``learning_rate="auto"`` applies to plans with a first-order
         stage; the others keep their line search's own step)."""
         two_stage = "+" in optimizer
         learning_rate = self.learning_rate
+        if isinstance(learning_rate, Mapping):
+            stage = next((name for name in parse_plan(optimizer, steps=self.steps_of(optimizer)).names
+                          if name in FIRST_ORDER_OPTIMIZERS), None)
+            learning_rate = learning_rate.get(stage) if stage is not None else None
         if learning_rate == "auto" and not any(
-                name in FIRST_ORDER_OPTIMIZERS for name in parse_plan(optimizer, steps=self.steps).names):
+                name in FIRST_ORDER_OPTIMIZERS for name in parse_plan(optimizer, steps=self.steps_of(optimizer)).names):
             learning_rate = None
         return RunConfig(
             problem=self.problem, problem_params=dict(self.problem_params), optimizer=optimizer,
             switch_step=self.switch_step if two_stage else None, switch_at=self.switch_at if two_stage else None,
             reweight=reweight, reweight_options=dict(self.reweight_options) if reweight != "none" else {},
-            steps=self.steps, learning_rate=learning_rate, seed=seed, width=self.width, depth=self.depth,
+            steps=self.steps_of(optimizer), learning_rate=learning_rate, seed=seed, width=self.width,
+            depth=self.depth,
             points=self.points, float64=self.float64, log=self.log, probes=self.probes,
             normalize_inputs=self.normalize_inputs, fourier_features=self.fourier_features,
             architecture=self.architecture, resampling=self.resampling, periodic=self.periodic,
@@ -161,7 +200,8 @@ class CompareConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
-        out.update(problem_params=dict(self.problem_params), optimizers=list(self.optimizers),
+        out.update(learning_rate=dict(self.learning_rate) if isinstance(self.learning_rate, Mapping)
+                   else self.learning_rate, problem_params=dict(self.problem_params), optimizers=list(self.optimizers),
                    reweights=list(self.reweights), reweight_options=dict(self.reweight_options),
                    log=self.log.to_dict(), probes=self.probes.to_dict(),
                    resampling=self.resampling.to_dict() if self.resampling is not None else None)
@@ -243,20 +283,29 @@ def compare(config: CompareConfig, *, callback: Callable[[str, int, int], Any] |
     """
     seeds = list(range(config.seeds))
     setups: dict[bool, Setup] = {}
+    searched: dict[Any, Any] = {}
     runs: list[CompareRun] = []
     for plan in config.optimizers:
         chosen = [reweight for reweight in config.reweights if cells is None or (plan, reweight) in cells]
         for group in variant_groups(chosen) if chosen else []:
             scheme = next((name for name in group if name != "none"), "none")
             run_config = config.run_config(plan, scheme)
-            label = f"{plan}/{'+'.join(group)}"
-            progress = (lambda step, row, label=label: callback(label, step, config.steps)) if callback else None
+            progress = None
+            if callback is not None:
+                def progress(step, row, plan=plan, group=group):
+                    for reweight in group:  # one report per cell: a stack advances all its cells at once
+                        callback(f"{plan}/{reweight}", step, config.steps_of(plan))
             double = run_config.double_precision
             with jax.enable_x64(double):
                 if double not in setups:
                     setups[double] = setup(run_config)
                 built = setups[double]
-                rates, searches = resolve_learning_rates(run_config, built, group, seed=seeds[0])
+                # One search per first-order stage (optimizer, search length, reweightings), shared by the plans
+                # that begin with it (Adam and Adam-then-SSBroyden), in the precision of the first that needs it.
+                key = _search_key(run_config, group)
+                if key not in searched:
+                    searched[key] = resolve_learning_rates(run_config, built, group, seed=seeds[0])
+                rates, searches = searched[key]
                 variants = [Variant(seed, reweight, rates[reweight]) for reweight in group for seed in seeds]
                 if run_config.plan_spec().switch_at is not None or run_config.resampling is not None:
                     # A switch decided by each run's own history, or points redrawn for each model: one at a time.
@@ -277,6 +326,18 @@ def compare(config: CompareConfig, *, callback: Callable[[str, int, int], Any] |
     order = {(plan, reweight): index for index, (plan, reweight) in
              enumerate((plan, reweight) for plan in config.optimizers for reweight in config.reweights)}
     return sorted(runs, key=lambda run: (order[run.summary.optimizer, run.summary.reweight], run.summary.seed))
+
+
+def _search_key(run_config: RunConfig, group: Sequence[str]) -> Any:
+    """What a learning-rate search depends on besides the set-up: the plan's first first-order stage and its
+    length, the reweightings searched (None: the run has no search, its rate is given)."""
+    if run_config.learning_rate != "auto":
+        return (run_config.optimizer, tuple(group), run_config.learning_rate)
+    name, count = next((name, count) for name, count in run_config.plan_spec().stages
+                       if name in FIRST_ORDER_OPTIMIZERS)
+    from pinnkit.lr_search import SEARCH_STEPS
+
+    return ("auto", name, min(SEARCH_STEPS, count), tuple(group))
 
 
 def aggregate(summaries: Sequence[RunSummary | Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -395,13 +395,14 @@ def resolve_learning_rates(config: RunConfig, built: Setup, reweights: Sequence[
     """
     if config.learning_rate != "auto":
         return {reweight: config.learning_rate for reweight in reweights}, None
-    from pinnkit.lr_search import search_learning_rates
+    from pinnkit.lr_search import SEARCH_STEPS, search_learning_rates
 
     spec = config.plan_spec()
     name, stage_steps = next((name, count) for name, count in spec.stages if name in FIRST_ORDER_OPTIMIZERS)
     model, _ = init_models(config, built.problem, [config.seed if seed is None else seed], built.dtype)
     found = search_learning_rates(
-        built.problem, model, built.points, optimizer=name, steps=min(300, stage_steps), schedule=config.schedule,
+        built.problem, model, built.points, optimizer=name, steps=min(SEARCH_STEPS, stage_steps),
+        schedule=config.schedule,
         reweights=tuple(reweights), num_samples=config.points, reweight_options=config.reweight_options,
         reference=built.reference)
     return {reweight: search.learning_rate for reweight, search in found.items()}, found

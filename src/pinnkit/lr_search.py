@@ -23,9 +23,13 @@ from pinnkit.optimizers import make_optimizer
 from pinnkit.validation import real
 from pinnkit.variants import set_variant_numbers
 
-__all__ = ["CANDIDATES", "LearningRateSearch", "search_learning_rate", "search_learning_rates"]
+__all__ = [
+    "CANDIDATES", "SEARCH_STEPS", "LearningRateSearch", "search_learning_rate", "search_learning_rates",
+]
 
 CANDIDATES = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 1e-5, 1e-6)
+#: The longest search a run makes (fewer steps when its first-order stage is shorter).
+SEARCH_STEPS = 300
 
 
 @dataclasses.dataclass(frozen=True)
