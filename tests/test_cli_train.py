@@ -206,6 +206,7 @@ def test_a_two_stage_plan_from_the_command_line_switches_where_asked(tmp_path):
     assert summary["line_search_failures"] == 0
 
 
+@pytest.mark.slow
 def test_reweight_options_are_saved_with_the_run(tmp_path):
     # The run's saved configuration says which options it ran with, and it builds the same run again.
     out = tmp_path / "run"
@@ -334,6 +335,7 @@ def test_resuming_a_finished_run_changes_nothing(auto_runs):
     assert (folder / "result.json").read_bytes() == finished["result.json"]
 
 
+@pytest.mark.slow
 def test_resuming_mid_run_keeps_the_stage_starts_and_the_learning_rate_search(auto_runs, resumed_midway):
     _, finished = auto_runs
     killed, code, stderr = resumed_midway

@@ -54,5 +54,5 @@ def test_the_reference_itself_has_relative_error_zero(name):
 def test_every_preset_is_a_valid_comparison(name):
     config = preset(name)
     assert isinstance(config, CompareConfig) and config.steps > 0
-    assert np.all([config.run_config(plan, reweight).steps == config.steps for plan in config.optimizers
+    assert np.all([config.run_config(plan, reweight).steps == config.steps_of(plan) for plan in config.optimizers
                    for reweight in config.reweights])

@@ -71,6 +71,7 @@ def test_a_run_takes_the_steps_of_its_order(weights_first):
     assert max(gaps) > 1e-4
 
 
+@pytest.mark.slow
 def test_weights_first_with_minmax_normalisation_and_the_weights_it_leaves():
     from pinnkit.reweight import sample_weights
 
