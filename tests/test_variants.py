@@ -99,7 +99,8 @@ def test_each_variant_of_a_stack_trains_as_its_separate_run(plan, fast, slow):
     config = RunConfig(optimizer=plan, reweight="rba", reweight_options={"eta": 0.01, "gamma": 0.99}, **BASE)
     variants = [Variant(0, "none", slow), Variant(1, "rba", fast)]
     if plan != "adam":  # the slow tier: each seed with and without reweighting, each at both rates
-        variants = [Variant(0, "none", slow), Variant(0, "rba", fast), Variant(1, "rba", slow), Variant(1, "none", fast)]
+        variants = [Variant(0, "none", slow), Variant(0, "rba", fast), Variant(1, "rba", slow),
+                    Variant(1, "none", fast)]
     with jax.enable_x64(config.double_precision):
         built = setup(config)
         stacked = run_variants(config, built, variants)
