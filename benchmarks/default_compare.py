@@ -26,6 +26,8 @@ from pathlib import Path
 
 from _machine import log, stamp, write
 
+from pinnkit.optimizers import LINE_SEARCH_OPTIMIZERS
+from pinnkit.plans import parse_plan
 from pinnkit.summary import RunSummary
 
 # What its numbers depend on (docs/render.py warns when these changed after the result's commit):
@@ -159,7 +161,8 @@ def markdown(payload: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in map(RunSummary.from_dict, payload["rows"]):
         rate = run.learning_rate
-        rate = "line search" if rate is None and run.optimizer in ("lbfgs", "bfgs", "ssbfgs", "ssbroyden") else \
+        line_search = all(name in LINE_SEARCH_OPTIMIZERS for name in parse_plan(run.optimizer, steps=run.steps).names)
+        rate = "line search" if rate is None and line_search else \
             (_number(rate) if rate is not None else "1e-3")
         note = notes.get(f"{run.optimizer}/{run.reweight}", "")
         lines.append(

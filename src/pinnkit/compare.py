@@ -34,7 +34,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # RBA, each optimizer's pair one vmapped program. At this size Adam + RBA shows fitting -> diffusion ->
     # equilibrium with the error fall at the equilibrium (docs/diagnostics.md); the line-search plans run shorter
     # (their iterations cost 5-10 Adam steps); SGD learns nothing here at any rate tried, 1e-4 is one it survives.
-    "quick": dict(problem="helmholtz", optimizers=("adam", "sgd", "lbfgs:300", "adam:1000,ssbroyden:200"),
+    "quick": dict(problem="helmholtz", optimizers=("adam", "sgd", "lbfgs:500", "adam:1000,ssbroyden:500"),
                   reweights=("none", "rba"), steps=2000, seeds=1, width=32, depth=4, points=2000,
                   learning_rate={"adam": 3e-3, "sgd": 1e-4}),
     # The former default (learning rates searched, every plan 2000 steps): about 5.5 minutes.

@@ -27,15 +27,21 @@ __all__ = ["cells_of", "compare_across_processes"]
 
 
 def cells_of(config: CompareConfig, index: int, count: int) -> list[tuple[str, str]]:
-    """The (plan, reweighting) cells that process ``index`` of ``count`` runs: every ``count``-th, in grid order.
+    """The (plan, reweighting) cells that process ``index`` of ``count`` runs, in grid order: every ``count``-th
+    stack of variants (a plan's "none" and its first reweighting train as one program, :mod:`pinnkit.variants`;
+    dealt whole, each process runs the very programs one process would, so the results agree bit for bit).
 
     Example:
         >>> grid = CompareConfig(optimizers=("adam", "sgd"), reweights=("none", "rba"), steps=10)
         >>> cells_of(grid, 1, 2)
-        [('adam', 'rba'), ('sgd', 'rba')]
+        [('sgd', 'none'), ('sgd', 'rba')]
     """
-    cells = [(plan, reweight) for plan in config.optimizers for reweight in config.reweights]
-    return cells[index::count]
+    from pinnkit.variants import variant_groups
+
+    stacks = [[(plan, reweight) for reweight in group] for plan in config.optimizers
+              for group in variant_groups(config.reweights)]
+    mine = {cell for stack in stacks[index::count] for cell in stack}
+    return [(plan, reweight) for plan in config.optimizers for reweight in config.reweights if (plan, reweight) in mine]
 
 
 def compare_across_processes(config: CompareConfig, *, callback: Callable[[str, int, int], Any] | None = None,
@@ -59,7 +65,7 @@ def compare_across_processes(config: CompareConfig, *, callback: Callable[[str, 
         if process == 0:
             continue
         for parcel in pickle.loads(data):
-            by_name[parcel["name"]] = _rebuilt(config, parcel)
+            by_name[parcel["name"]] = _rebuilt(config, parcel, cells_of(config, process, count))
     order = [run_name for plan, reweight in cells_of(config, 0, 1) for run_name in _names(config, plan, reweight)]
     missing = [name for name in order if name not in by_name]
     if missing:
@@ -92,14 +98,19 @@ def _parcel(run: CompareRun) -> dict[str, Any]:
     }
 
 
-def _rebuilt(config: CompareConfig, parcel: dict[str, Any]) -> CompareRun:
-    """The run of a parcel, its model and optimizer state back in the structures of its cell."""
+def _rebuilt(config: CompareConfig, parcel: dict[str, Any], cells) -> CompareRun:
+    """The run of a parcel, its model and optimizer state back in the structures of its stack of variants (the
+    cells its process ran: "none" trained beside the plan's first reweighting there, see pinnkit.variants)."""
     import jax
 
     from pinnkit.experiment import init_models, plan_for
+    from pinnkit.variants import variant_groups
 
     summary = parcel["summary"]
-    run_config = config.run_config(summary.optimizer, summary.reweight, summary.seed)
+    ran = [reweight for reweight in config.reweights if (summary.optimizer, reweight) in cells]
+    group = next(group for group in variant_groups(ran) if summary.reweight in group)
+    scheme = next((name for name in group if name != "none"), "none")
+    run_config = config.run_config(summary.optimizer, scheme, summary.seed)
     if run_config.learning_rate == "auto":
         # Only the structure is wanted here; the learning rate it trained with is in the summary.
         run_config = dataclasses.replace(run_config, learning_rate=summary.learning_rate)
@@ -107,7 +118,7 @@ def _rebuilt(config: CompareConfig, parcel: dict[str, Any]) -> CompareRun:
 
     with jax.enable_x64(run_config.double_precision):  # float64 arrays stay float64
         model, _ = init_models(run_config, run_config.make_problem(), [summary.seed], run_config.dtype)
-        stage = plan_for(run_config).stages[len(parcel["stage_starts"]) - 1]
+        stage = plan_for(run_config, per_model=True).stages[len(parcel["stage_starts"]) - 1]
         like_state = jax.eval_shape(stage.optimizer.init, eqx.filter(model, eqx.is_inexact_array))
         trained = _unflatten(model, parcel["model"], parcel["name"], "model")
         state = _unflatten(like_state, parcel["opt_state"], parcel["name"], "optimizer state")
