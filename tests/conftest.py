@@ -63,3 +63,20 @@ def run_cli(*args) -> tuple[int, str, str]:
 def cli():
     """``cli(*args) -> (exit code, stdout, stderr)``: the ``pinnkit`` command line run in this process."""
     return run_cli
+
+
+@pytest.fixture
+def compiled_programs(monkeypatch) -> list[str]:
+    """The names of the programs the engine builds from now on in this test (``chunk``, ``probe``), in order."""
+    from pinnkit.engine.steps import CompiledFunctions
+
+    built: list[str] = []
+    original = CompiledFunctions.get
+
+    def counting(self, name, function, example, **kwargs):
+        if name not in self._compiled:
+            built.append(name)
+        return original(self, name, function, example, **kwargs)
+
+    monkeypatch.setattr(CompiledFunctions, "get", counting)
+    return built

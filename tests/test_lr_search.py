@@ -10,7 +10,6 @@ import pytest
 
 import pinnkit
 from pinnkit.engine import LogSchedule, Probes, fit
-from pinnkit.engine.steps import CompiledFunctions
 from pinnkit.lr_search import search_learning_rate
 
 
@@ -22,25 +21,12 @@ def small():
     return problem, points, model
 
 
-def _compiled_programs(monkeypatch):
-    built: list[str] = []
-    original = CompiledFunctions.get
-
-    def counting(self, name, function, example, **kwargs):
-        if name not in self._compiled:
-            built.append(name)
-        return original(self, name, function, example, **kwargs)
-
-    monkeypatch.setattr(CompiledFunctions, "get", counting)
-    return built
-
-
 @pytest.mark.parametrize("candidates", [(1e-2, 1e-3), (1e-1, 3e-2, 1e-2, 3e-3, 1e-3)])
 @pytest.mark.slow
-def test_a_search_compiles_one_program_of_each_kind_whatever_the_number_of_candidates(small, monkeypatch,
+def test_a_search_compiles_one_program_of_each_kind_whatever_the_number_of_candidates(small, compiled_programs,
                                                                                       candidates):
     problem, points, model = small
-    built = _compiled_programs(monkeypatch)
+    built = compiled_programs
     found = search_learning_rate(problem, model, points, candidates=candidates, steps=6)
     assert len(found.losses) == len(candidates)
     assert len(built) == len(set(built)) == 2, built  # the chunk of steps and the row probe, once each

@@ -12,7 +12,6 @@ import optax
 import pytest
 
 from pinnkit.engine import LogSchedule, Probes
-from pinnkit.engine.steps import CompiledFunctions
 from pinnkit.experiment import RunConfig, run_stacked, run_variants, setup
 from pinnkit.lr_search import search_learning_rate, search_learning_rates
 from pinnkit.optimizers import make_optimizer
@@ -24,17 +23,6 @@ SNR_PREFIXES = ("snr", "grad_", "order")
 RESIDUALS = jnp.array([1.0, -3.0, 0.5, 2.0])
 
 
-def _compiled(monkeypatch) -> list[str]:
-    built: list[str] = []
-    original = CompiledFunctions.get
-
-    def counting(self, name, function, example, **kwargs):
-        if name not in self._compiled:
-            built.append(name)
-        return original(self, name, function, example, **kwargs)
-
-    monkeypatch.setattr(CompiledFunctions, "get", counting)
-    return built
 
 
 def test_switched_on_weights_move_as_the_plain_transform_and_switched_off_they_stay():
@@ -81,8 +69,7 @@ def test_none_joins_the_first_reweighting_and_other_schemes_stand_alone(groups, 
 
 
 def _compared(history) -> list[str]:
-    # Every logged quantity but the clocks; the row-0 SNR of zero weights is the ratio of two rounding-level
-    # norms (the gradient of the constraint terms alone agrees across batches), so it is compared from row 1.
+    # Every logged quantity but the clocks.
     return [name for name in history.columns if "time" not in name and name != "wall_s"]
 
 
@@ -109,6 +96,7 @@ def test_each_variant_of_a_stack_trains_as_its_separate_run(plan, fast, slow):
             assert result.status == alone.status == "completed"
             assert list(result.history.columns) == list(alone.history.columns)
             for column in _compared(alone.history):
+                # The row-0 SNR of zero RBA weights is a ratio of two rounding-level norms: compared from row 1.
                 rows = slice(1, None) if column.startswith(SNR_PREFIXES) else slice(None)
                 np.testing.assert_allclose(result.history[column][rows], alone.history[column][rows], rtol=2e-4,
                                            atol=1e-6, err_msg=f"{plan} {variant} {column}")
@@ -133,11 +121,11 @@ def test_a_line_search_stack_trains_each_variant_as_alone():
 
 @pytest.mark.parametrize(("plan", "count"), [("adam", 2), ("adam", 5),
                                            pytest.param("adam:6,lbfgs:6", 3, marks=pytest.mark.slow)])
-def test_a_stack_compiles_one_program_of_each_kind_per_stage_whatever_its_size(monkeypatch, plan, count):
+def test_a_stack_compiles_one_program_of_each_kind_per_stage_whatever_its_size(compiled_programs, plan, count):
     config = RunConfig(optimizer=plan, reweight="rba", **BASE)
     with jax.enable_x64(config.double_precision):
         built = setup(config)
-        names = _compiled(monkeypatch)
+        names = compiled_programs
         variants = [Variant(seed, reweight, 1e-3) for seed in range(count) for reweight in ("none", "rba")]
         results = run_variants(config, built, variants)
     assert len(results) == 2 * count
@@ -152,14 +140,14 @@ def test_variants_refuse_a_foreign_reweighting():
 
 
 @pytest.mark.slow
-def test_searching_with_and_without_reweighting_together_is_each_search_alone(monkeypatch):
+def test_searching_with_and_without_reweighting_together_is_each_search_alone(compiled_programs):
     config = RunConfig(reweight="rba", **BASE)
     built = setup(config)
     from pinnkit.experiment import init_models
 
     model, _ = init_models(config, built.problem, [0], built.dtype)
     candidates = (3e-2, 3e-3, 3e-4)
-    names = _compiled(monkeypatch)
+    names = compiled_programs
     together = search_learning_rates(built.problem, model, built.points, candidates=candidates, steps=4,
                                      reweights=("none", "rba"), num_samples=config.points)
     assert len(names) == 2, names  # one chunk, one probe for all 2 x 3 trainings

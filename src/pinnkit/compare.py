@@ -31,13 +31,12 @@ __all__ = ["CompareConfig", "CompareRun", "PRESETS", "aggregate", "compare", "pr
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The default: Adam and SGD, L-BFGS and a quasi-Newton plan (Adam then SSBroyden, float64), with and without
-    # RBA, each optimizer's pair one vmapped program. At this size Adam + RBA shows fitting -> diffusion ->
-    # equilibrium with the error fall at the equilibrium (docs/diagnostics.md); the line-search plans run shorter
-    # (their iterations cost 5-10 Adam steps); SGD learns nothing here at any rate tried, 1e-4 is one it survives.
+    # RBA, each optimizer's pair one vmapped program; the line-search plans run fewer iterations. What it shows and
+    # what it costs: README (benchmarks/default_compare.py).
     "quick": dict(problem="helmholtz", optimizers=("adam", "sgd", "lbfgs:500", "adam:1000,ssbroyden:500"),
                   reweights=("none", "rba"), steps=2000, seeds=1, width=32, depth=4, points=2000,
                   learning_rate={"adam": 3e-3, "sgd": 1e-4}),
-    # The former default (learning rates searched, every plan 2000 steps): about 5.5 minutes.
+    # The former default: learning rates searched, every plan 2000 steps.
     "full": dict(problem="helmholtz", optimizers=("adam", "sgd", "lbfgs", "adam+ssbroyden"),
                  reweights=("none", "rba"), steps=2000, seeds=1, width=32, depth=3, points=2000,
                  learning_rate="auto"),
@@ -329,8 +328,8 @@ def compare(config: CompareConfig, *, callback: Callable[[str, int, int], Any] |
 
 
 def _search_key(run_config: RunConfig, group: Sequence[str]) -> Any:
-    """What a learning-rate search depends on besides the set-up: the plan's first first-order stage and its
-    length, the reweightings searched (None: the run has no search, its rate is given)."""
+    """What a learning-rate search depends on besides the set-up: the plan's first first-order stage, the search's
+    length and the reweightings searched; a run whose rate is given keys on its own plan and rate."""
     if run_config.learning_rate != "auto":
         return (run_config.optimizer, tuple(group), run_config.learning_rate)
     name, count = next((name, count) for name, count in run_config.plan_spec().stages

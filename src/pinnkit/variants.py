@@ -109,11 +109,10 @@ def set_variant_numbers(state: Any, *, reweighting: Sequence[bool] | None, learn
         raise ValueError("models that do not reweight need a state built with per_model=True, whose moving "
                          "weights can be switched off")
     if _has(state, "step_size") and any(rate is not None for rate in learning_rates):
-        built = np.asarray(optax.tree.get(state, "step_size"))
-        dtype = optax.tree.get(state, "step_size").dtype
-        rates = np.array([-rate if rate is not None else value for rate, value in zip(learning_rates, built,
-                                                                                      strict=True)])
-        state = optax.tree.set(state, step_size=jnp.asarray(rates, dtype))
+        built = optax.tree.get(state, "step_size")
+        rates = [-rate if rate is not None else value for rate, value in zip(learning_rates, np.asarray(built),
+                                                                             strict=True)]
+        state = optax.tree.set(state, step_size=jnp.asarray(rates, built.dtype))
     return state
 
 
